@@ -1,0 +1,1 @@
+"""The E2E-HIM network (Section III) and its LightningModule."""

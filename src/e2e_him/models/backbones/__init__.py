@@ -1,0 +1,1 @@
+"""Backbones with one contract: a list of NCHW feature maps plus `channels` and `strides`."""
