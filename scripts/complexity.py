@@ -1,0 +1,154 @@
+"""Parameters and multiply-accumulates of the E2E-HIM network, measured (docs/architecture.md, Table II).
+
+    python scripts/complexity.py                                   # ResNet-50, the paper's model
+    python scripts/complexity.py model/backbone=swin_tiny
+    python scripts/complexity.py model/backbone=resnet50 model.net.guidance_heads=0 model.net.use_fusion=false
+    python scripts/complexity.py experiment=<name> --size 512 --time 3 --device cuda
+
+Builds `model.net` from conf/train.yaml with the overrides (the default experiment removed unless one is
+named, so that the paper's defaults are measured); when that config does not compose or has no `model.net`,
+from conf/model/backbone/<name>.yaml and E2EHIM's defaults, with `model.net.<arg>=<value>` overrides. Prints
+one JSON line. MACs come from `torch.utils.flop_counter.FlopCounterMode`, which counts FLOPs = 2 x MACs
+(matmuls and convolutions only): the paper's "GFlops" (Table II: 305.3 for ResNet-50) are MACs, as the
+authors' release (283 GMAC, 566 GFLOP by torch's counter) shows, so compare `gmacs` with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+import e2e_him  # noqa: F401  (registers the config resolvers)
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+NET_PREFIX = "model.net."
+
+
+def compose_net(overrides: list[str]) -> tuple[DictConfig, str]:
+    """The `model.net` node and where it came from ("conf/train.yaml" or "fallback")."""
+    from hydra import compose, initialize_config_dir
+
+    if not any(o.split("=", 1)[0].lstrip("+~") == "experiment" for o in overrides):
+        overrides = ["~experiment", *overrides]
+    try:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose(config_name="train", overrides=overrides)
+        if OmegaConf.select(cfg, "model.net") is not None:
+            return cfg.model.net, "conf/train.yaml"
+        reason = "it has no model.net"
+    except Exception as err:  # parts of the config may be under construction
+        reason = f"{type(err).__name__}: {err}"
+    print(
+        f"[complexity] conf/train.yaml not used ({reason}); building from conf/model/backbone",
+        file=sys.stderr,
+    )
+    name = next(
+        (o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("model/backbone=")), "resnet50"
+    )
+    net = OmegaConf.create({"_target_": "e2e_him.models.e2e_him.E2EHIM"})
+    net.backbone = OmegaConf.load(CONF / "model" / "backbone" / f"{name}.yaml")
+    for override in overrides:
+        key, _, value = override.lstrip("+").partition("=")
+        if key.startswith(NET_PREFIX):
+            OmegaConf.update(net, key[len(NET_PREFIX) :], yaml.safe_load(value), force_add=True)
+    return net, "fallback"
+
+
+def count_params(module: nn.Module | None) -> float:
+    """Millions of parameters."""
+    return 0.0 if module is None else sum(p.numel() for p in module.parameters()) / 1e6
+
+
+def parts(net: nn.Module) -> dict[str, nn.Module | None]:
+    """Sub-networks reported separately (the perception network split into its transformer and the rest)."""
+    p = net.perception
+    return {
+        "stem": net.stem,
+        "backbone": net.backbone,
+        "transformer_encoder": p.encoder,
+        "perception_decoder": p.decoder,
+        "feature_decoder": p.feature_decoder,
+        "perception_heads": nn.ModuleList([p.input_proj, p.class_head, p.mask_kernels]),
+        "guidance": net.guidance,
+        "fusion": net.matting.fusion,
+        "refiner": net.matting.refiner,
+        "matting_kernels": nn.ModuleList([net.matting.trimap_kernels, net.matting.alpha_kernels]),
+    }
+
+
+def measure(net: nn.Module, size: tuple[int, int], device: str, repeats: int) -> dict:
+    """Parameters, MACs at `size` (per part), and optionally the mean forward time."""
+    net = net.to(device).eval().requires_grad_(False)
+    image = torch.randn(1, 3, *size, device=device)
+    counter = FlopCounterMode(display=False, depth=4)
+    with torch.no_grad(), counter:
+        net(image)
+    flops = counter.get_total_flops()
+    per_module = {name: sum(c.values()) for name, c in counter.get_flop_counts().items()}
+    prefix = type(net).__name__
+    names = {
+        "stem": "stem",
+        "backbone": "backbone",
+        "transformer_encoder": "perception.encoder",
+        "perception_decoder": "perception.decoder",
+        "feature_decoder": "perception.feature_decoder",
+        "guidance": "guidance",
+        "fusion": "matting.fusion",
+        "refiner": "matting.refiner",
+    }
+    macs = {k: per_module.get(f"{prefix}.{v}", 0) / 2e9 for k, v in names.items()}
+    macs["rest (heads, dynamic convolutions)"] = flops / 2e9 - sum(macs.values())
+    result = {
+        "params_M": round(count_params(net), 3),
+        "gmacs": round(flops / 2e9, 2),
+        "gflops_torch_counter": round(flops / 1e9, 2),
+        "params_M_by_part": {k: round(count_params(m), 3) for k, m in parts(net).items()},
+        "gmacs_by_part": {k: round(v, 2) for k, v in macs.items()},
+    }
+    if repeats:
+        with torch.no_grad():
+            net(image)  # warm-up
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in range(repeats):
+                net(image)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+        result["seconds_per_image"] = round((time.perf_counter() - start) / repeats, 4)
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", type=int, nargs="+", default=[640], help="input H [W] (multiples of 32)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--time", type=int, default=0, metavar="N", help="also time N forwards (batch 1)")
+    args, overrides = parser.parse_known_args(argv)
+    size = (args.size[0], args.size[-1])
+
+    from hydra.utils import instantiate
+
+    net_cfg, source = compose_net(overrides)
+    backbone = OmegaConf.select(net_cfg, "backbone.name") or OmegaConf.select(net_cfg, "backbone._target_")
+    torch.manual_seed(0)
+    net = instantiate(net_cfg)
+    result = {"backbone": backbone, "input": list(size), "config": source, "overrides": overrides}
+    result.update(measure(net, size, args.device, args.time))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

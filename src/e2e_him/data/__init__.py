@@ -1,0 +1,1 @@
+"""Data: readers per format, synthetic people, compositing, transforms, the DataModule."""

@@ -1,0 +1,193 @@
+"""A source of raw records wrapped into training or evaluation samples, with per-sample seeding.
+
+Every random choice of a sample (the compositing partner, the augmentation, the crop, the trimap kernel) comes
+from a generator seeded by (seed, epoch, index), so a sample does not depend on the worker that builds it nor
+on the order in which workers run. `EpochSampler` hands each index to the workers together with the epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator, Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from e2e_him.data.checks import BadSampleError, SkipLog, TooManyInstancesError
+from e2e_him.data.composite import composite_instances, largest_instances
+from e2e_him.data.io import ImageReadError
+
+log = logging.getLogger(__name__)
+
+LOAD_ERRORS = (ImageReadError, BadSampleError, OSError)
+
+
+class EpochSampler(Sampler):
+    """Yields (index, epoch) pairs, shuffled by (seed, epoch) when `shuffle`; Lightning calls `set_epoch`."""
+
+    def __init__(self, num_samples: int, shuffle: bool = True, seed: int = 0):
+        self.num_samples = int(num_samples)
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch, 0x5A]).permutation(self.num_samples)
+        else:
+            order = np.arange(self.num_samples)
+        return iter([(int(i), self.epoch) for i in order])
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+def worker_init_fn(worker_id: int) -> None:
+    """One thread per data-loader worker for OpenCV and torch: the workers are the parallelism."""
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+class HIMDataset(Dataset):
+    """Training or evaluation samples (docs/contracts.md section 2) from a map-style source of raw records.
+
+    Args:
+        source: `__len__` and `__getitem__(i) -> record` (contract section 1).
+        transform: `transform(record, rng) -> sample` (`TrainTransform` or `EvalTransform`).
+        composite_prob: probability of pasting the people of another random record (training, Sec. IV-B).
+        composite_scale: random scale range of the pasted photo, relative to fitting inside the target.
+        min_visible_pixels, min_visible_fraction: people below these after compositing are dropped.
+        max_instances: the most people a sample may hold (the model's query count); None = no limit.
+        on_too_many: "error" refuses a record with more people (naming it), "truncate" keeps the largest.
+        on_bad_file: "error" raises when a record cannot be loaded; "skip" records the file in
+            `skip_log_path`, logs it and deterministically substitutes another index.
+        skip_log_path: file that receives `path<TAB>reason` lines of files skipped at load time.
+        seed: the base of every per-sample generator.
+        max_substitutions: how many substitutes are tried before giving up.
+    """
+
+    def __init__(
+        self,
+        source: Sequence,
+        transform,
+        *,
+        composite_prob: float = 0.0,
+        composite_scale: Sequence[float] = (0.5, 1.0),
+        min_visible_pixels: float = 100.0,
+        min_visible_fraction: float = 0.1,
+        max_instances: int | None = None,
+        on_too_many: str = "error",
+        on_bad_file: str = "error",
+        skip_log_path: str | None = None,
+        seed: int = 0,
+        max_substitutions: int = 20,
+    ):
+        self.source = source
+        self.transform = transform
+        self.composite_prob = float(composite_prob)
+        self.composite_scale = (float(composite_scale[0]), float(composite_scale[1]))
+        self.min_visible_pixels = float(min_visible_pixels)
+        self.min_visible_fraction = float(min_visible_fraction)
+        self.max_instances = max_instances
+        self.on_too_many = on_too_many
+        self.on_bad_file = on_bad_file
+        self.skip_log_path = skip_log_path
+        self.seed = int(seed)
+        self.max_substitutions = int(max_substitutions)
+        self._bad: set[int] = set()
+        self._warned: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def _path_of(self, index: int) -> str:
+        entries = getattr(self.source, "entries", None)
+        return str(entries[index].image) if entries is not None else f"{self.source!r}[{index}]"
+
+    def _skip(self, index: int, err: Exception) -> None:
+        self._bad.add(index)
+        path = self._path_of(index)
+        log.warning("skipping %s (on_bad_file=skip): %s", path, err)
+        if self.skip_log_path:
+            SkipLog(self.skip_log_path).add(path, str(err).replace("\n", " "))
+
+    def _limit(self, record: dict) -> dict:
+        """Apply `max_instances` to a loaded record (error or keep the largest people)."""
+        k = len(record["alphas"])
+        if self.max_instances is None or k <= self.max_instances:
+            return record
+        name = record["name"]
+        if self.on_too_many == "error":
+            raise TooManyInstancesError(
+                f"image {name} ({self._source_desc()}) holds {k} people but the model has "
+                f"{self.max_instances} queries (max_instances); set on_too_many=truncate to keep the "
+                "largest, or raise the query count"
+            )
+        if name not in self._warned:  # indexed sources were already reported at set-up
+            self._warned.add(name)
+            message = f"image {name} holds {k} people; keeping the {self.max_instances} largest"
+            if hasattr(self.source, "entries"):
+                log.debug(message)
+            else:
+                warnings.warn(message, stacklevel=2)
+        keep = largest_instances(record["alphas"], self.max_instances)
+        masks = record["masks"][keep] if record["masks"] is not None else None
+        return {**record, "alphas": record["alphas"][keep], "masks": masks}
+
+    def _source_desc(self) -> str:
+        return getattr(self.source, "desc", type(self.source).__name__)
+
+    def _load(self, index: int) -> dict:
+        return self._limit(self.source[index])
+
+    def _build(self, index: int, epoch: int) -> dict:
+        rng = np.random.default_rng([self.seed, epoch, index])
+        record = self._load(index)
+        n = len(self)
+        if self.composite_prob > 0 and n > 1 and rng.random() < self.composite_prob:
+            partner = (index + int(rng.integers(1, n))) % n
+            if partner not in self._bad:
+                try:
+                    paste = self._load(partner)
+                except LOAD_ERRORS as err:
+                    if self.on_bad_file == "error":
+                        raise
+                    self._skip(partner, err)
+                else:
+                    record = composite_instances(
+                        record,
+                        paste,
+                        rng,
+                        scale_range=self.composite_scale,
+                        min_visible_pixels=self.min_visible_pixels,
+                        min_visible_fraction=self.min_visible_fraction,
+                        max_instances=self.max_instances,
+                    )
+        return self.transform(record, rng)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        index, epoch = (int(key[0]), int(key[1])) if isinstance(key, tuple | list) else (int(key), 0)
+        n = len(self)
+        current = index
+        for attempt in range(self.max_substitutions + 1):
+            if current not in self._bad:
+                try:
+                    return self._build(current, epoch)
+                except LOAD_ERRORS as err:
+                    if self.on_bad_file == "error":
+                        raise
+                    self._skip(current, err)
+            # a deterministic substitute, drawn from (seed, epoch, index, attempt)
+            sub_rng = np.random.default_rng([self.seed, epoch, index, attempt + 1])
+            current = (index + int(sub_rng.integers(1, n))) % n if n > 1 else index
+        raise RuntimeError(
+            f"{self._source_desc()}: index {index} and {self.max_substitutions} substitutes could not be "
+            "loaded; "
+            f"see {self.skip_log_path or 'the log'}"
+        )

@@ -1,0 +1,256 @@
+"""`SetCriterion`: the E2E-HIM objective L = lambda_p L_p + lambda_m L_m (Eq. 13-19) on matched queries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from e2e_him.losses.functional import (
+    UNKNOWN,
+    dice_loss,
+    downsample_masks,
+    downsample_trimaps,
+    focal_bce_loss,
+    focal_cross_entropy,
+    point_sample,
+    predicted_unknown,
+    region_l1,
+    uncertain_point_coords,
+    weighted_cross_entropy,
+)
+from e2e_him.losses.matching import HungarianMatcher, Indices
+
+PERCEPTION_KEYS = ("loss_cls", "loss_focal", "loss_dice")
+
+
+class SetCriterion(nn.Module):
+    """Perception loss (Eq. 13-15) on every decoder layer and matting loss (Eq. 16-18) on the final one.
+
+    Each forward matches queries to people (`HungarianMatcher`, Eq. 9-12), then computes, with the number
+    of people P_all of the batch (summed over processes under DDP, divided by the world size, at least 1) as
+    the normaliser |Omega|:
+
+    - `loss_cls` L_cls (Eq. 14): weighted CE over all B * N queries, unmatched ones labelled background.
+    - `loss_focal`, `loss_dice`: sum over matched masks of BCE_focal / Dice at H/8, divided by P_all (Eq. 15);
+      `loss_seg` = lambda_b * focal + lambda_d * dice;
+      `loss_perception` = lambda_c * cls + lambda_s * seg (Eq. 13).
+    - `loss_tri` (Eq. 17): focal CE of the matched trimaps at H/2, summed and divided by P_all.
+    - `loss_alpha_pu`, `loss_alpha_gu` (Eq. 18): L1 of the matched alpha_pred over the predicted unknown
+      region (argmax of the trimap logits, nearest-upsampled to H, no gradient) and over the ground-truth
+      unknown region (trimap == 1), each divided by that region's pixel count over all matched queries of this
+      process; `loss_alpha` = lambda_pu * pu + lambda_gu * gu;
+      `loss_matting` = lambda_t * tri + lambda_alpha * alpha (Eq. 16).
+    - With deep supervision, every entry of `outputs["aux_outputs"]` is matched on its own and gives the same
+      three perception terms; `loss_cls_aux`, `loss_focal_aux`, `loss_dice_aux` are their raw sums over layers
+      and `loss_perception_aux` their weighted sum (each layer weighted like the final one, as Mask2Former).
+    - `loss` = lambda_p * (loss_perception + loss_perception_aux) + lambda_m * loss_matting (Eq. 19): the aux
+      terms ARE included in the total.
+
+    All values are scalar tensors; absent parts (no aux layers, no people) are 0, never NaN.
+
+    Args:
+        matcher: the matcher; None builds `HungarianMatcher` with unit weights and this criterion's focal,
+            point and mask-target settings.
+        lambda_c, lambda_s: weights of L_cls and L_seg in L_p (Eq. 13; paper 5, 1).
+        lambda_b, lambda_d: weights of the focal BCE and dice in L_seg (Eq. 15; paper 0.1, 1).
+        lambda_t, lambda_alpha: weights of L_tri and L_alpha in L_m (Eq. 16; paper 10, 5).
+        lambda_pu, lambda_gu: weights of the predicted / ground-truth unknown L1 terms (Eq. 18; paper 3, 5).
+        lambda_p, lambda_m: weights of L_p and L_m in L (Eq. 19; paper 1, 1).
+        background_weight, human_weight: class weights w of Eq. 14 (paper 0.1, 1).
+        cls_normalization: "num_queries" (1/N as Eq. 14 is written) or "weight_sum" (torch's weighted mean).
+        focal_alpha, focal_gamma: the focal BCE's alpha and gamma (0.25, 2: Lin et al.'s sigmoid focal loss).
+        trimap_gamma: gamma of the trimap focal CE (2).
+        deep_supervision: add the perception loss of every intermediate decoder layer.
+        num_points: None computes the mask losses on every H/8 pixel; a number samples that many points per
+            matched mask (mostly uncertain ones, Mask2Former) with the ground truth at full resolution.
+        oversample_ratio, importance_sample_ratio: the point sampler's settings (3, 0.75).
+        mask_target: ground-truth masks at H/8 by area averaging, "binary" (>= 0.5) or "soft".
+    """
+
+    def __init__(
+        self,
+        matcher: nn.Module | None = None,
+        lambda_c: float = 5.0,
+        lambda_s: float = 1.0,
+        lambda_b: float = 0.1,
+        lambda_d: float = 1.0,
+        lambda_t: float = 10.0,
+        lambda_alpha: float = 5.0,
+        lambda_pu: float = 3.0,
+        lambda_gu: float = 5.0,
+        lambda_p: float = 1.0,
+        lambda_m: float = 1.0,
+        background_weight: float = 0.1,
+        human_weight: float = 1.0,
+        cls_normalization: str = "num_queries",
+        focal_alpha: float = 0.25,
+        focal_gamma: float = 2.0,
+        trimap_gamma: float = 2.0,
+        deep_supervision: bool = True,
+        num_points: int | None = None,
+        oversample_ratio: float = 3.0,
+        importance_sample_ratio: float = 0.75,
+        mask_target: str = "binary",
+    ) -> None:
+        super().__init__()
+        if cls_normalization not in ("num_queries", "weight_sum"):
+            raise ValueError(f"cls_normalization={cls_normalization!r}: choose 'num_queries' or 'weight_sum'")
+        if mask_target not in ("binary", "soft"):
+            raise ValueError(f"mask_target={mask_target!r}: choose 'binary' or 'soft'")
+        if matcher is None:
+            matcher = HungarianMatcher(
+                focal_alpha=focal_alpha,
+                focal_gamma=focal_gamma,
+                num_points=num_points,
+                mask_target=mask_target,
+            )
+        self.matcher = matcher
+        self.lambda_c, self.lambda_s = lambda_c, lambda_s  # Eq. 13
+        self.lambda_b, self.lambda_d = lambda_b, lambda_d  # Eq. 15
+        self.lambda_t, self.lambda_alpha = lambda_t, lambda_alpha  # Eq. 16
+        self.lambda_pu, self.lambda_gu = lambda_pu, lambda_gu  # Eq. 18
+        self.lambda_p, self.lambda_m = lambda_p, lambda_m  # Eq. 19
+        self.cls_normalization = cls_normalization
+        self.focal_alpha, self.focal_gamma, self.trimap_gamma = focal_alpha, focal_gamma, trimap_gamma
+        self.deep_supervision = deep_supervision
+        self.num_points = num_points
+        self.oversample_ratio, self.importance_sample_ratio = oversample_ratio, importance_sample_ratio
+        self.mask_target = mask_target
+        # w of Eq. 14, indexed by class (0 background, 1 human); not saved in checkpoints.
+        self.register_buffer(
+            "class_weights", torch.tensor([background_weight, human_weight]), persistent=False
+        )
+
+    # ------------------------------------------------------------------------------------------------ helpers
+    @staticmethod
+    def num_people(valid: Tensor) -> Tensor:
+        """|Omega|: people in the batch (under DDP: the sum over processes / world size), at least 1."""
+        n = valid.sum().to(torch.float32)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(n)
+            n = n / dist.get_world_size()
+        return n.clamp(min=1.0)
+
+    @staticmethod
+    def _flat(indices: Indices, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+        """(image, query, target) index of every matched pair, each (M,) int64."""
+        b = torch.cat([torch.full_like(q, i) for i, (q, _) in enumerate(indices)])
+        q = torch.cat([q for q, _ in indices])
+        t = torch.cat([t for _, t in indices])
+        return b.to(device), q.to(device), t.to(device)
+
+    def _match(self, layer: dict[str, Tensor], batch: dict[str, Any], gt_low: Tensor) -> Indices:
+        full_res = getattr(self.matcher, "num_points", None) is not None
+        return self.matcher(layer, batch["masks"] if full_res else gt_low, batch["valid"])
+
+    # ------------------------------------------------------------------------------------------ perception
+    def perception_terms(
+        self,
+        layer: dict[str, Tensor],
+        indices: Indices,
+        batch: dict[str, Any],
+        gt_low: Tensor,
+        num_people: Tensor,
+    ) -> dict[str, Tensor]:
+        """L_cls (Eq. 14) and the focal BCE and dice parts of L_seg (Eq. 15) of one layer, unweighted."""
+        logits = layer["pred_logits"].float()  # (B, N, 2)
+        b, q, t = self._flat(indices, logits.device)
+        target_classes = torch.zeros(logits.shape[:2], dtype=torch.long, device=logits.device)
+        target_classes[b, q] = batch["labels"][b, t].long()
+        loss_cls = weighted_cross_entropy(logits, target_classes, self.class_weights, self.cls_normalization)
+
+        src = layer["pred_masks"][b, q].float()  # (M, h, w)
+        if self.num_points is None:
+            src, tgt = src.flatten(1), gt_low[b, t].flatten(1)  # (M, h*w)
+        else:
+            coords = uncertain_point_coords(
+                src.unsqueeze(1), self.num_points, self.oversample_ratio, self.importance_sample_ratio
+            )  # (M, P, 2)
+            src = point_sample(src.unsqueeze(1), coords).squeeze(1)  # (M, P)
+            tgt = point_sample(batch["masks"][b, t].unsqueeze(1).float(), coords).squeeze(1)
+        return {
+            "loss_cls": loss_cls,
+            "loss_focal": focal_bce_loss(src, tgt, self.focal_alpha, self.focal_gamma).sum() / num_people,
+            "loss_dice": dice_loss(src, tgt).sum() / num_people,
+        }
+
+    # --------------------------------------------------------------------------------------------- matting
+    def matting_terms(
+        self, outputs: dict[str, Tensor], indices: Indices, batch: dict[str, Any], num_people: Tensor
+    ) -> dict[str, Tensor]:
+        """L_tri (Eq. 17) and the two L1 terms of L_alpha (Eq. 18), unweighted, on matched queries only."""
+        alpha_all = outputs["alpha_pred"]  # (B, N, H, W)
+        if alpha_all.shape[-2:] != batch["alphas"].shape[-2:]:
+            raise ValueError(
+                f"outputs['alpha_pred'] is {tuple(alpha_all.shape[-2:])} but batch['alphas'] is "
+                f"{tuple(batch['alphas'].shape[-2:])}: the boundary alpha must be at the input resolution"
+            )
+        b, q, t = self._flat(indices, alpha_all.device)
+        tri_logits = outputs["trimap_logits"][b, q].float()  # (M, 3, H/2, W/2)
+        gt_tri = batch["trimaps"][b, t].long()  # (M, H, W)
+        gt_tri_low = downsample_trimaps(gt_tri, tuple(tri_logits.shape[-2:]))  # (M, H/2, W/2)
+        loss_tri = focal_cross_entropy(tri_logits, gt_tri_low, self.trimap_gamma).sum() / num_people
+
+        alpha = alpha_all[b, q].float()  # (M, H, W)
+        gt_alpha = batch["alphas"][b, t].float()
+        u_pred = predicted_unknown(tri_logits, tuple(alpha.shape[-2:]))  # (M, H, W) bool, detached
+        return {
+            "loss_tri": loss_tri,
+            "loss_alpha_pu": region_l1(alpha, gt_alpha, u_pred),
+            "loss_alpha_gu": region_l1(alpha, gt_alpha, gt_tri == UNKNOWN),
+        }
+
+    # --------------------------------------------------------------------------------------------- forward
+    def match(self, outputs: dict[str, Any], batch: dict[str, Any]) -> Indices:
+        """The final layer's assignment: one (query_idx, target_idx) pair per image (tests, pictures)."""
+        gt_low = downsample_masks(batch["masks"], tuple(outputs["pred_masks"].shape[-2:]), self.mask_target)
+        return self._match(outputs, batch, gt_low)
+
+    def forward(self, outputs: dict[str, Any], batch: dict[str, Any]) -> dict[str, Tensor]:
+        """All loss terms and the total `loss` (Eq. 19), as scalar tensors.
+
+        Args:
+            outputs: the network's outputs (docs/contracts.md section 3): `pred_logits`, `pred_masks`,
+                `trimap_logits`, `alpha_pred` and, for deep supervision, `aux_outputs`.
+            batch: the collated batch (section 2): `masks`, `trimaps`, `alphas`, `labels`, `valid`.
+
+        Returns:
+            The terms listed in the class docstring; `loss` is the one to back-propagate.
+        """
+        num_people = self.num_people(batch["valid"])
+        gt_low = downsample_masks(batch["masks"], tuple(outputs["pred_masks"].shape[-2:]), self.mask_target)
+        indices = self._match(outputs, batch, gt_low)
+        losses = self.perception_terms(outputs, indices, batch, gt_low, num_people)
+        losses.update(self.matting_terms(outputs, indices, batch, num_people))
+
+        zero = outputs["pred_logits"].new_zeros((), dtype=torch.float32)
+        aux = dict.fromkeys(PERCEPTION_KEYS, zero)
+        if self.deep_supervision:
+            for layer in outputs.get("aux_outputs") or []:
+                layer_low = gt_low
+                if layer["pred_masks"].shape[-2:] != gt_low.shape[-2:]:
+                    layer_low = downsample_masks(
+                        batch["masks"], tuple(layer["pred_masks"].shape[-2:]), self.mask_target
+                    )
+                terms = self.perception_terms(
+                    layer, self._match(layer, batch, layer_low), batch, layer_low, num_people
+                )
+                aux = {k: aux[k] + terms[k] for k in PERCEPTION_KEYS}
+        losses.update({f"{k}_aux": v for k, v in aux.items()})
+
+        for suffix in ("", "_aux"):
+            seg = self.lambda_b * losses[f"loss_focal{suffix}"] + self.lambda_d * losses[f"loss_dice{suffix}"]
+            losses[f"loss_seg{suffix}"] = seg
+            losses[f"loss_perception{suffix}"] = (
+                self.lambda_c * losses[f"loss_cls{suffix}"] + self.lambda_s * seg
+            )
+        losses["loss_alpha"] = (
+            self.lambda_pu * losses["loss_alpha_pu"] + self.lambda_gu * losses["loss_alpha_gu"]
+        )
+        losses["loss_matting"] = self.lambda_t * losses["loss_tri"] + self.lambda_alpha * losses["loss_alpha"]
+        perception = losses["loss_perception"] + losses["loss_perception_aux"]
+        losses["loss"] = self.lambda_p * perception + self.lambda_m * losses["loss_matting"]
+        return losses

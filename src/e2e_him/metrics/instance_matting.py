@@ -1,0 +1,165 @@
+"""The paper's human instance matting metrics ACC, REC, EMSE and EMAD at IoU thresholds (Eq. 20).
+
+    ACC_TH  = N_TH / N_pred        REC_TH = N_TH / N_gt
+    EMSE_TH = 1 / N_TH * sum_{i in Omega_TH} mean_{j in Pi_i} (alpha_pred^{i,j} - alpha_gt^{i,j})^2
+    EMAD_TH = 1 / N_TH * sum_{i in Omega_TH} mean_{j in Pi_i} |alpha_pred^{i,j} - alpha_gt^{i,j}|
+
+Choices where the paper is silent (docs/metrics.md gives the reasons):
+- predictions are matched to people one-to-one (Hungarian assignment maximising the summed IoU);
+- IoU is computed on masks alpha > `binarize_threshold` (0.5 by default; 0 gives InstMatt's alpha > 0);
+- a matched pair is correct at TH when IoU >= TH (the paper writes "higher than"; >= is the COCO and InstMatt
+  convention and differs only for IoU exactly equal to TH);
+- Pi_i is every pixel of the image, so a matte's error is its mean over H * W pixels;
+- counts and error sums are accumulated over the whole data set before dividing;
+- no NaN: ACC = 0 when N_pred = 0, REC = 0 when N_gt = 0, and EMSE = EMAD = `empty_error` (1.0, the worst
+  possible per-pixel error of mattes in [0, 1]) when no pair is correct.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+
+from e2e_him.metrics.matching import (
+    check_instance_inputs,
+    check_thresholds,
+    format_threshold,
+    match_instances,
+    no_autocast,
+)
+
+
+@dataclass(frozen=True)
+class InstanceMatch:
+    """One image's one-to-one matching and the errors of its M = min(Kp, Kg) matched pairs.
+
+    Attributes:
+        num_pred: Kp, the number of predicted mattes.
+        num_gt: Kg, the number of ground-truth people.
+        pred_index: (M,) index of each pair's prediction.
+        gt_index: (M,) index of each pair's person (ascending).
+        iou: (M,) IoU of each pair's binarised masks.
+        mse: (M,) mean squared error of each pair over all H * W pixels.
+        mad: (M,) mean absolute error of each pair over all H * W pixels.
+    """
+
+    num_pred: int
+    num_gt: int
+    pred_index: np.ndarray
+    gt_index: np.ndarray
+    iou: np.ndarray
+    mse: np.ndarray
+    mad: np.ndarray
+
+    def correct(self, iou_threshold: float) -> np.ndarray:
+        """(M,) bool: the pairs in Omega_TH, i.e. IoU >= TH."""
+        return self.iou >= iou_threshold
+
+
+def match_image(preds: Tensor, targets: Tensor, binarize_threshold: float = 0.5) -> InstanceMatch:
+    """Match one image's predicted mattes to its people and measure every matched pair (Eq. 20's terms).
+
+    Args:
+        preds: (Kp, H, W) predicted mattes in [0, 1]; Kp may be 0.
+        targets: (Kg, H, W) ground-truth mattes in [0, 1]; Kg may be 0.
+        binarize_threshold: IoU is computed on masks alpha > binarize_threshold.
+    """
+    pred_index, gt_index, iou = match_instances(preds, targets, binarize_threshold)
+    mse = mad = np.zeros(0, dtype=np.float64)
+    if len(pred_index):
+        with no_autocast(preds.device):
+            idx_p = torch.as_tensor(pred_index, device=preds.device)
+            idx_g = torch.as_tensor(gt_index, device=targets.device)
+            matched_gt = targets[idx_g].to(preds.device).float().flatten(1)  # (M, HW)
+            diff = preds[idx_p].float().flatten(1) - matched_gt  # (M, HW)
+            num_pixels = diff.shape[1]  # |Pi_i| = H * W
+            mse = (diff.square().sum(1, dtype=torch.float64) / num_pixels).cpu().numpy()
+            mad = (diff.abs().sum(1, dtype=torch.float64) / num_pixels).cpu().numpy()
+    return InstanceMatch(
+        num_pred=int(preds.shape[0]),
+        num_gt=int(targets.shape[0]),
+        pred_index=pred_index,
+        gt_index=gt_index,
+        iou=iou,
+        mse=mse,
+        mad=mad,
+    )
+
+
+class InstanceMattingMetrics(Metric):
+    """EMSE, EMAD, REC and ACC at each IoU threshold (Eq. 20), accumulated over a data set.
+
+    `update(preds, targets)` takes one entry per image: `preds[i]` (Kp, H, W) and `targets[i]` (Kg, H, W),
+    float in [0, 1]. `compute()` returns flat keys `EMSE_0.5`, `EMAD_0.5`, `REC_0.5`, `ACC_0.5`, `EMSE_0.75`,
+    ... as float64 scalars. All states are sums, so cross-process reduction and `merge_state` are exact.
+
+    Args:
+        iou_thresholds: the TH values; the paper uses 0.5 and 0.75.
+        binarize_threshold: IoU is computed on masks alpha > binarize_threshold.
+        empty_error: EMSE/EMAD reported when no pair is correct at a threshold (no NaN in logs).
+    """
+
+    is_differentiable = False
+    higher_is_better = None  # mixed: ACC/REC higher, EMSE/EMAD lower
+    full_state_update = False
+
+    def __init__(
+        self,
+        iou_thresholds: Sequence[float] = (0.5, 0.75),
+        binarize_threshold: float = 0.5,
+        empty_error: float = 1.0,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.iou_thresholds = check_thresholds(iou_thresholds)
+        if not 0.0 <= binarize_threshold < 1.0:
+            raise ValueError(f"binarize_threshold {binarize_threshold} must lie in [0, 1)")
+        self.binarize_threshold = float(binarize_threshold)
+        self.empty_error = float(empty_error)
+        n = len(self.iou_thresholds)
+        self.add_state("num_pred", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
+        self.add_state("num_gt", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
+        self.add_state("num_correct", torch.zeros(n, dtype=torch.int64), dist_reduce_fx="sum")  # N_TH
+        self.add_state("sum_mse", torch.zeros(n, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("sum_mad", torch.zeros(n, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, preds: Sequence[Tensor], targets: Sequence[Tensor]) -> None:
+        """Match and accumulate a batch of images (one list entry per image)."""
+        check_instance_inputs(preds, targets)
+        for p, t in zip(preds, targets):
+            self._accumulate(match_image(p.detach(), t.detach(), self.binarize_threshold))
+
+    def _accumulate(self, match: InstanceMatch) -> None:
+        """Add one image's counts and error sums to the states."""
+        correct = np.stack([match.correct(th) for th in self.iou_thresholds])  # (T, M)
+        dev = self.num_correct.device
+        self.num_pred += match.num_pred
+        self.num_gt += match.num_gt
+        self.num_correct += torch.as_tensor(correct.sum(1), dtype=torch.int64, device=dev)
+        self.sum_mse += torch.as_tensor((correct * match.mse).sum(1), dtype=torch.float64, device=dev)
+        self.sum_mad += torch.as_tensor((correct * match.mad).sum(1), dtype=torch.float64, device=dev)
+
+    def compute(self) -> dict[str, Tensor]:
+        """ACC_TH = N_TH / N_pred, REC_TH = N_TH / N_gt, EMSE_TH / EMAD_TH = error sums / N_TH (Eq. 20)."""
+        n_th = self.num_correct.double()
+        n_pred = self.num_pred.double()
+        n_gt = self.num_gt.double()
+        zero = torch.zeros_like(n_th)
+        acc = torch.where(n_pred > 0, n_th / n_pred.clamp_min(1.0), zero)
+        rec = torch.where(n_gt > 0, n_th / n_gt.clamp_min(1.0), zero)
+        empty = torch.full_like(n_th, self.empty_error)
+        emse = torch.where(n_th > 0, self.sum_mse / n_th.clamp_min(1.0), empty)
+        emad = torch.where(n_th > 0, self.sum_mad / n_th.clamp_min(1.0), empty)
+        out: dict[str, Tensor] = {}
+        for k, th in enumerate(self.iou_thresholds):
+            s = format_threshold(th)
+            out[f"EMSE_{s}"] = emse[k]
+            out[f"EMAD_{s}"] = emad[k]
+            out[f"REC_{s}"] = rec[k]
+            out[f"ACC_{s}"] = acc[k]
+        return out

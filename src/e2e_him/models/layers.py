@@ -1,0 +1,140 @@
+"""Small building blocks shared by the sub-networks: GroupNorm convolutions, residual bottlenecks, MLPs.
+
+GroupNorm everywhere (Section III-A: the paper trains with one image per GPU, where BatchNorm fails).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+from torch import nn
+
+
+def group_norm(channels: int, max_groups: int = 32) -> nn.GroupNorm:
+    """GroupNorm with the largest group count <= `max_groups` dividing `channels` (32 for 256 channels)."""
+    return nn.GroupNorm(math.gcd(max_groups, channels), channels)
+
+
+class ConvGNAct(nn.Sequential):
+    """Conv2d (no bias) -> GroupNorm -> ReLU, padded to keep the size (divided by `stride`)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        groups: int = 1,
+        act: bool = True,
+        max_gn_groups: int = 32,
+    ) -> None:
+        """Args:
+        in_channels: input channels.
+        out_channels: output channels.
+        kernel_size: odd kernel size.
+        stride: convolution stride.
+        groups: convolution groups (stacked guidance heads use one group per head).
+        act: append a ReLU.
+        max_gn_groups: GroupNorm groups (largest divisor of `out_channels` up to this); with `groups` > 1
+            pass a multiple of `groups` so that no normalisation group spans two convolution groups.
+        """
+        layers: list[nn.Module] = [
+            nn.Conv2d(
+                in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups, bias=False
+            ),
+            group_norm(out_channels, max_gn_groups),
+        ]
+        if act:
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+class Bottleneck(nn.Module):
+    """ResNet bottleneck with GroupNorm: 1x1 reduce -> 3x3 -> 1x1 expand, plus the identity, then ReLU."""
+
+    def __init__(self, channels: int, mid_channels: int | None = None) -> None:
+        """Args:
+        channels: input = output channels.
+        mid_channels: the bottleneck width (channels // 4 when None, ResNet's expansion of 4).
+        """
+        super().__init__()
+        mid = mid_channels or channels // 4
+        self.body = nn.Sequential(
+            ConvGNAct(channels, mid, 1),
+            ConvGNAct(mid, mid, 3),
+            ConvGNAct(mid, channels, 1, act=False),
+        )
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x + self.body(x))
+
+
+class MLP(nn.Module):
+    """`num_layers` linear layers with ReLU between them (DETR's MLP)."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int) -> None:
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"an MLP needs at least one layer, got num_layers={num_layers}")
+        dims = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = torch.relu(x)
+        return x
+
+
+class StackedLinear(nn.Module):
+    """`num_stacks` independent linear layers applied at once: (..., [S,] N, in) -> (..., S, N, out).
+
+    With `shared_input` the input has no stack axis and every stack reads the same tensor (the first layer
+    of per-head MLPs that all read the latent codes X). Weights are (S, in, out); the biases are stored flat,
+    (S * out,), so that optimiser rules for 1-D parameters (no weight decay on biases) apply to them.
+    """
+
+    def __init__(self, num_stacks: int, in_dim: int, out_dim: int, shared_input: bool = False) -> None:
+        super().__init__()
+        self.shared_input = shared_input
+        self.weight = nn.Parameter(torch.empty(num_stacks, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.zeros(num_stacks * out_dim))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """PyTorch's nn.Linear default, per stack (overridden by models.init.kaiming_init)."""
+        bound = 1.0 / math.sqrt(self.weight.shape[1])
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.shared_input:
+            y = torch.einsum("bni,sio->bsno", x, self.weight)  # (B, S, N, out)
+        else:
+            y = torch.einsum("bsni,sio->bsno", x, self.weight)
+        return y + self.bias.view(self.weight.shape[0], 1, -1)
+
+
+class StackedMLP(nn.Module):
+    """`num_stacks` independent MLPs reading the same input: (B, N, in) -> (B, S, N, out), no loop over S."""
+
+    def __init__(self, num_stacks: int, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int) -> None:
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"an MLP needs at least one layer, got num_layers={num_layers}")
+        dims = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
+        self.layers = nn.ModuleList(
+            StackedLinear(num_stacks, a, b, shared_input=i == 0)
+            for i, (a, b) in enumerate(itertools.pairwise(dims))
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = torch.relu(x)
+        return x

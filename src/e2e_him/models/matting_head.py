@@ -1,0 +1,137 @@
+"""The instance matting network (Section III-C): fusion, refiner and the dynamic trimap / alpha decoders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from e2e_him.models.dynamic import KernelMLP, dynamic_conv1x1
+from e2e_him.models.fusion import UNetFusion
+from e2e_him.models.layers import ConvGNAct
+from e2e_him.models.refiner import Refiner
+
+UNKNOWN, FOREGROUND = 1, 2  # trimap classes: 0 background, 1 unknown, 2 foreground
+
+
+def fuse_alpha(alpha_pred: torch.Tensor, trimap_logits: torch.Tensor) -> torch.Tensor:
+    """Final alpha alpha_fin = alpha_pred * U_pred + F_pred (Eq. 8).
+
+    U_pred / F_pred are where the argmax of the trimap logits, bilinearly upsampled to the alpha's size, is
+    unknown / foreground.
+
+    Args:
+        alpha_pred: (B, N, H, W) in [0, 1].
+        trimap_logits: (B, N, 3, h, w).
+
+    Returns:
+        alpha_fin (B, N, H, W) in [0, 1].
+    """
+    b, n, k, h, w = trimap_logits.shape
+    size = alpha_pred.shape[-2:]
+    with torch.no_grad():  # the regions are piecewise constant: no gradient flows through the argmax
+        logits = F.interpolate(trimap_logits.reshape(b, n * k, h, w), size=size, mode="bilinear")
+        trimap = logits.view(b, n, k, *size).argmax(dim=2)  # (B, N, H, W)
+        unknown = (trimap == UNKNOWN).to(alpha_pred.dtype)
+        foreground = (trimap == FOREGROUND).to(alpha_pred.dtype)
+    return alpha_pred * unknown + foreground
+
+
+class InstanceMattingNetwork(nn.Module):
+    """Image features, G_All and X -> trimap logits T_pred, boundary alpha alpha_pred and alpha_fin.
+
+    The image features are F_dc (B, C, H/8, W/8); with guidance they are concatenated with G_All. With
+    `use_fusion` a U-Net aggregates them; without (Table VII, Var1 and Var5) a 1x1 conv-GN-ReLU projects them
+    to the refiner's input width. The refiner returns F_tri at H/2 and F_alpha at H; MLPs of X give the
+    per-query trimap kernels (3 x C_tri) and alpha kernels (C_alpha) with their biases.
+    """
+
+    def __init__(
+        self,
+        hidden_dim: int = 256,
+        guidance_channels: int = 256,
+        stem_channels: Sequence[int] = (64, 128),
+        use_fusion: bool = True,
+        fusion_widths: Sequence[int] = (320, 640, 1280),
+        use_refiner: bool = True,
+        refiner_widths: Sequence[int] = (256, 128, 64),
+        refiner_convs: Sequence[int] = (2, 2, 2),
+        trimap_channels: int = 32,
+        alpha_channels: int = 64,
+        kernel_hidden_dim: int = 512,
+        kernel_layers: int = 3,
+    ) -> None:
+        """Args:
+        hidden_dim: C, the width of F_dc and X.
+        guidance_channels: S * C_g (0 without the guidance network).
+        stem_channels: the stem's H/2 and H/4 feature widths.
+        use_fusion: the U-Net feature fusion (False: Table VII, Var1 / Var5).
+        fusion_widths: U-Net widths from H/8 down; widths[0] is also the projection width without fusion.
+        use_refiner: bring back the low-level features in the refiner (False: Table VII, Var6).
+        refiner_widths: refiner stage widths at H/4, H/2, H.
+        refiner_convs: 3x3 convolutions per refiner stage.
+        trimap_channels: C_tri.
+        alpha_channels: C_alpha (release: 64).
+        kernel_hidden_dim: hidden width of the kernel MLPs (release: 512).
+        kernel_layers: depth of the kernel MLPs (release: 3).
+        """
+        super().__init__()
+        in_channels = hidden_dim + guidance_channels
+        if use_fusion:
+            self.fusion: nn.Module = UNetFusion(in_channels, fusion_widths)
+        else:
+            self.fusion = ConvGNAct(in_channels, fusion_widths[0], 1)
+        half, quarter = stem_channels
+        self.refiner = Refiner(
+            fusion_widths[0],
+            refiner_widths,
+            skip_channels=(quarter, half, 3),
+            convs_per_stage=refiner_convs,
+            trimap_channels=trimap_channels,
+            alpha_channels=alpha_channels,
+            use_low_level=use_refiner,
+        )
+        self.trimap_kernels = KernelMLP(hidden_dim, trimap_channels, 3, kernel_hidden_dim, kernel_layers)
+        self.alpha_kernels = KernelMLP(hidden_dim, alpha_channels, 1, kernel_hidden_dim, kernel_layers)
+
+    def predict_trimaps(self, trimap_features: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """Trimap logits T_pred = Conv(F_tri, k_tri) + B(b_tri) (Eq. 6): (B, N, 3, H/2, W/2)."""
+        kernels, biases = self.trimap_kernels(codes)  # (B, N, 3, C_tri), (B, N, 3)
+        return dynamic_conv1x1(trimap_features, kernels, biases)
+
+    def predict_alpha(self, alpha_features: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """Boundary alpha alpha_pred = sigmoid(Conv(F_alpha, k_alpha) + B(b_alpha)) (Eq. 7): (B, N, H, W)."""
+        kernels, biases = self.alpha_kernels(codes)  # (B, N, 1, C_alpha), (B, N, 1)
+        return dynamic_conv1x1(alpha_features, kernels, biases).squeeze(2).sigmoid()
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        low_level: tuple[torch.Tensor, torch.Tensor],
+        detailed: torch.Tensor,
+        guidance: torch.Tensor | None,
+        codes: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """Args:
+            image: (B, 3, H, W), the normalised input.
+            low_level: the stem's (H/2, H/4) features.
+            detailed: F_dc (B, C, H/8, W/8), the image features.
+            guidance: G_All (B, S * C_g, H/8, W/8) or None.
+            codes: X (B, N, C).
+
+        Returns:
+            `trimap_logits` (B, N, 3, H/2, W/2), `alpha_pred` and `alpha_fin` (B, N, H, W).
+        """
+        x = detailed if guidance is None else torch.cat((detailed, guidance), dim=1)
+        x = self.fusion(x)  # (B, fusion_widths[0], H/8, W/8)
+        half, quarter = low_level
+        trimap_features, alpha_features = self.refiner(x, (quarter, half, image))
+        trimap_logits = self.predict_trimaps(trimap_features, codes)
+        alpha_pred = self.predict_alpha(alpha_features, codes)
+        return {
+            "trimap_logits": trimap_logits,
+            "alpha_pred": alpha_pred,
+            "alpha_fin": fuse_alpha(alpha_pred, trimap_logits),
+        }

@@ -1,0 +1,157 @@
+"""`E2EHIMModule`: the LightningModule that trains and evaluates the E2E-HIM network with the paper's objective."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import Metric
+
+from e2e_him.metrics import HumanMattingMetrics, IMQMetric, InstanceMattingMetrics
+from e2e_him.models.inference import postprocess
+from e2e_him.optim import build_param_groups
+
+METRIC_KINDS = ("instance", "imq", "human")
+
+
+def build_metrics(kinds: Sequence[str], iou_thresholds: Sequence[float]) -> nn.ModuleDict:
+    """The metric objects for `kinds` ("instance": Eq. 20, "imq": InstMatt's IMQ, "human": SAD/MSE/MAD/...)."""
+    unknown = [k for k in kinds if k not in METRIC_KINDS]
+    if unknown:
+        raise ValueError(f"unknown metric kind(s) {unknown}; choose from {list(METRIC_KINDS)}")
+    makers: dict[str, Callable[[], Metric]] = {
+        "instance": lambda: InstanceMattingMetrics(iou_thresholds=tuple(iou_thresholds)),
+        "imq": lambda: IMQMetric(iou_thresholds=tuple(iou_thresholds)),
+        "human": HumanMattingMetrics,
+    }
+    return nn.ModuleDict({k: makers[k]() for k in kinds})
+
+
+class E2EHIMModule(L.LightningModule):
+    """Wraps the network (general perception, united guidance, instance matting) and the objective.
+
+    Args:
+        net: the `E2EHIM` network (outputs as in docs/contracts.md).
+        criterion: the `SetCriterion` (Eq. 9-19); returns a dict of loss terms with the total under `loss`.
+        optimizer: a partial optimiser (`torch.optim.AdamW` with lr/betas in the config), called with the
+            parameter groups.
+        scheduler: a partial schedule factory called with `optimizer=` and `total_steps=`; stepped per step.
+        weight_decay: decay for weights; norms, biases and embeddings get none.
+        backbone_lr_mult: learning-rate multiplier of the backbone (1.0 = the paper's single learning rate).
+        score_threshold: a query is a person when p(human) exceeds this (authors' release: 0.5).
+        min_area: a matte is kept when its summed alpha at the original size exceeds this many pixels.
+        metrics: which metric families to compute in validation and test (`instance`, `imq`, `human`).
+        iou_thresholds: IoU thresholds of the instance metrics (paper: 0.5 and 0.75).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        criterion: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        weight_decay: float = 5e-4,
+        backbone_lr_mult: float = 1.0,
+        score_threshold: float = 0.5,
+        min_area: float = 1000.0,
+        metrics: Sequence[str] = ("instance", "imq"),
+        iou_thresholds: Sequence[float] = (0.5, 0.75),
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["net", "criterion", "optimizer", "scheduler"], logger=False)
+        self.net = net
+        self.criterion = criterion
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.val_metrics = build_metrics(list(metrics), iou_thresholds)
+        self.test_metrics = build_metrics(list(metrics), iou_thresholds)
+        # The resolved run config (plain dict), stored in checkpoints so that eval/predict rebuild the model.
+        self.run_config: dict[str, Any] | None = None
+        # The last validation batch's inputs and predictions, for image panels (callbacks/logging.py).
+        self.last_val_example: dict[str, Any] | None = None
+
+    def forward(self, image: torch.Tensor) -> dict[str, Any]:
+        return self.net(image)
+
+    # ----------------------------------------------------------------------------------------------- steps
+    def _log_losses(self, stage: str, losses: dict[str, torch.Tensor], batch_size: int) -> None:
+        on_step = stage == "train"
+        self.log_dict(
+            {f"{stage}/{k}": v.detach() for k, v in losses.items()},
+            on_step=on_step,
+            on_epoch=True,
+            batch_size=batch_size,
+            sync_dist=not on_step,
+            prog_bar=False,
+        )
+        self.log(f"{stage}/loss", losses["loss"].detach(), on_step=on_step, on_epoch=True, prog_bar=True,
+                 batch_size=batch_size, sync_dist=not on_step)  # fmt: skip
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        outputs = self.net(batch["image"])
+        losses = self.criterion(outputs, batch)
+        self._log_losses("train", losses, batch["image"].shape[0])
+        return losses["loss"]
+
+    def _eval_step(self, stage: str, batch: dict[str, Any], metrics: nn.ModuleDict) -> list[dict[str, Any]]:
+        outputs = self.net(batch["image"])
+        losses = self.criterion(outputs, batch)
+        self._log_losses(stage, losses, batch["image"].shape[0])
+        preds = self.postprocess(outputs, batch["meta"])
+        pred_alphas = [p["alphas"].float() for p in preds]
+        targets = [m["orig_alphas"].to(self.device).float() / 255.0 for m in batch["meta"]]
+        for metric in metrics.values():
+            metric.update(pred_alphas, targets)
+        if stage == "val":
+            self.last_val_example = {"batch": batch, "outputs": outputs, "preds": preds}
+        return preds
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step("val", batch, self.val_metrics)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step("test", batch, self.test_metrics)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
+        return self.postprocess(self.net(batch["image"]), batch["meta"])
+
+    def postprocess(self, outputs: dict[str, Any], metas: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """People kept by score and area, mattes at each image's original size, sorted by score."""
+        return postprocess(
+            outputs, metas, score_threshold=self.hparams.score_threshold, min_area=self.hparams.min_area
+        )
+
+    def _log_metrics(self, stage: str, metrics: nn.ModuleDict) -> None:
+        values: dict[str, torch.Tensor] = {}
+        for metric in metrics.values():
+            values.update({f"{stage}/{k}": torch.as_tensor(v, dtype=torch.float32) for k, v in metric.compute().items()})
+            metric.reset()
+        self.log_dict(values, sync_dist=False)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val", self.val_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test", self.test_metrics)
+
+    # ----------------------------------------------------------------------------------------- optimisation
+    def configure_optimizers(self) -> Any:
+        groups = build_param_groups(
+            self.net, weight_decay=self.hparams.weight_decay, backbone_lr_mult=self.hparams.backbone_lr_mult
+        )
+        optimizer = self.optimizer_factory(params=groups)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
+
+    # ------------------------------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.run_config is not None:
+            checkpoint["e2e_him_config"] = self.run_config
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.run_config = checkpoint.get("e2e_him_config", self.run_config)

@@ -1,0 +1,116 @@
+"""`python -m e2e_him.train experiment=<name> [overrides]`: fit, test on the val split, write metrics and a picture."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from omegaconf import DictConfig
+
+from e2e_him import CONF_DIR
+from e2e_him.metrics.report import write_report
+from e2e_him.utils.instantiate import ConfigError, build, build_dict, build_loggers, plain_config
+from e2e_him.utils.pictures import save_val_predictions
+
+log = logging.getLogger(__name__)
+
+
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
+    """`last` means this run dir's `checkpoints/last.ckpt` (give `run_dir=` of the run to resume)."""
+    if ckpt_path in (None, "", "null"):
+        return None
+    if ckpt_path == "last":
+        last = output_dir / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            raise ConfigError(
+                f"ckpt_path=last: no {last}. Resume with the interrupted run's directory: "
+                "`run_dir=<that run dir> ckpt_path=last`."
+            )
+        return str(last)
+    if not Path(ckpt_path).is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path}: file not found")
+    return str(ckpt_path)
+
+
+def flat_metrics(callback_metrics: dict[str, Any], prefix: str) -> dict[str, float]:
+    """`{"test/REC_0.5": tensor}` -> `{"REC_0.5": float}` for the keys under `prefix`."""
+    out = {}
+    for key, value in callback_metrics.items():
+        if key.startswith(prefix):
+            out[key[len(prefix) :]] = float(torch.as_tensor(value).float().item())
+    return dict(sorted(out.items()))
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit and test the model of `cfg`; returns the final metrics (flat keys such as `REC_0.5`)."""
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+
+    # Build everything first, so that a config mistake fails here, not deep inside training.
+    datamodule = build(cfg.data, "data")
+    model = build(cfg.model, "model")
+    model.run_config = {"model": plain_config(cfg.model), "data": plain_config(cfg.data)}
+    callbacks = build_dict(cfg.get("callbacks"), "callbacks")
+    loggers = build_loggers(cfg.get("logger"))
+    trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams(plain_config(cfg))
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
+
+    start = time.time()
+    if cfg.get("train", True):
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+    train_seconds = time.time() - start
+
+    ckpt_cb = trainer.checkpoint_callback
+    best = ckpt_cb.best_model_path if ckpt_cb is not None and ckpt_cb.best_model_path else None
+    last = output_dir / "checkpoints" / "last.ckpt"
+    metrics: dict[str, float] = {}
+    if cfg.get("test", True):
+        test_ckpt = best or (str(last) if last.is_file() else None)
+        if not cfg.get("train", True) and test_ckpt is None:
+            test_ckpt = ckpt_path
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=False)
+        metrics = flat_metrics(trainer.callback_metrics, "test/")
+        write_report(output_dir, metrics, [], title=f"{cfg.experiment_name} (test on the val split)")
+
+    picture = None
+    if cfg.get("picture_images", 0) and trainer.is_global_zero:
+        picture = save_val_predictions(model, datamodule, output_dir / "predictions.png", cfg.picture_images)
+
+    summary = {
+        "experiment": cfg.experiment_name,
+        "run_dir": str(output_dir),
+        "best_checkpoint": best,
+        "last_checkpoint": str(last) if last.is_file() else None,
+        "metrics_json": str(output_dir / "metrics.json") if metrics else None,
+        "predictions_picture": str(picture) if picture else None,
+        "train_minutes": round(train_seconds / 60.0, 2),
+    }
+    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    print("\n=== E2E-HIM run finished ===")
+    for key, value in summary.items():
+        print(f"{key:>20}: {value}")
+    if metrics:
+        shown = {k: round(v, 4) for k, v in metrics.items() if k.split("_")[0] in ("REC", "ACC", "EMSE", "EMAD")}
+        print(f"{'metrics':>20}: {shown}")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    metrics = train(cfg)
+    monitored = cfg.get("optimized_metric")
+    return metrics.get(monitored) if monitored else None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Rebuild a trained model from a checkpoint written by `e2e_him.train` (the config travels inside it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+
+from e2e_him.utils.instantiate import build
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint file, with an error that names it when it is missing or not a checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        # Lightning checkpoints hold plain containers besides tensors; only load files you trust.
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({err})") from err
+    if "state_dict" not in ckpt:
+        raise ValueError(f"{path}: no 'state_dict' in this file; is it a Lightning checkpoint of e2e_him.train?")
+    return ckpt
+
+
+def load_module(path: str | Path, map_location: str | torch.device = "cpu"):
+    """The `E2EHIMModule` stored in `path`, in eval mode, with its training config as `module.run_config`."""
+    ckpt = load_checkpoint(path, map_location)
+    config = ckpt.get("e2e_him_config")
+    if config is None or "model" not in config:
+        raise ValueError(f"{path}: no model config inside; it was not written by e2e_him.train")
+    model_cfg = OmegaConf.create(config["model"])
+    # The backbone's ImageNet weights are in the checkpoint already: never look for the original file.
+    if "backbone" in model_cfg.get("net", {}):
+        model_cfg.net.backbone.pretrained = None
+    module = build(model_cfg, "model (from checkpoint)")
+    missing, unexpected = module.load_state_dict(ckpt["state_dict"], strict=False)
+    real_missing = [k for k in missing if "metrics" not in k]
+    if real_missing or unexpected:
+        raise ValueError(
+            f"{path}: weights do not fit the stored model config (missing {real_missing[:5]}, "
+            f"unexpected {unexpected[:5]})"
+        )
+    module.run_config = config
+    return module.eval().to(map_location)

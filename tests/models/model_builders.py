@@ -1,0 +1,49 @@
+"""Builders shared by the model tests: backbones from their Hydra files, a narrow E2EHIM for shapes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from e2e_him.models.e2e_him import E2EHIM
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BACKBONE_CONF = REPO_ROOT / "conf" / "model" / "backbone"
+TIMM_BACKBONES = ["resnet18", "resnet50", "swin_tiny", "swin_base"]
+
+# Narrow widths where a test is about shapes and wiring, not capacity (stem H/4 width 32 = backbone input).
+SMALL_NET = dict(
+    hidden_dim=32,
+    num_queries=5,
+    enc_layers=1,
+    dec_layers=2,
+    nheads=4,
+    dim_feedforward=64,
+    stem_widths=(8, 8, 16, 32),
+    class_hidden_dim=16,
+    kernel_hidden_dim=32,
+    guidance_heads=2,
+    guidance_dim=16,
+    fusion_widths=(32, 64),
+    refiner_widths=(16, 16, 8),
+    refiner_convs=(1, 1, 1),
+    trimap_channels=8,
+    alpha_channels=8,
+)
+
+
+def build_backbone(name: str, **overrides) -> torch.nn.Module:
+    """The backbone of conf/model/backbone/<name>.yaml, instantiated as Hydra would, with overrides."""
+    cfg = OmegaConf.load(BACKBONE_CONF / f"{name}.yaml")
+    return instantiate(cfg, **overrides)
+
+
+def build_small_net(backbone: str = "resnet18", seed: int = 0, **overrides) -> E2EHIM:
+    """A narrow E2EHIM on a real (full-width, random) timm backbone."""
+    torch.manual_seed(seed)
+    kwargs = {**SMALL_NET, **overrides}
+    stem_out = kwargs["stem_widths"][-1]
+    return E2EHIM(build_backbone(backbone, in_channels=stem_out), **kwargs)
