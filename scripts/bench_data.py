@@ -4,10 +4,9 @@
     python scripts/bench_data.py data=instance_folder data.root=../shared/data/coco_persons
     python scripts/bench_data.py data=single_matte data.root=../shared/data/p3m_pseudo --samples 40
 
-Builds the data module from conf/ (conf/train.yaml when it composes, else conf/data/<name>.yaml alone), then
-times N training samples (read, composite, augment, crop, trimaps, collate) in this process with one OpenCV
-and one torch thread, as a data-loader worker runs them, after a warm-up. Arguments with "=" are Hydra
-overrides.
+Builds the data module from conf/train.yaml with the overrides, then times N training samples (read,
+composite, augment, crop, trimaps, collate) in this process with one OpenCV and one torch thread, as a data-
+loader worker runs them, after a warm-up. Arguments with "=" are Hydra overrides.
 """
 
 from __future__ import annotations
@@ -16,43 +15,21 @@ import argparse
 import platform
 import sys
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-import e2e_him  # noqa: F401  (registers the config resolvers)
 from e2e_him.data.collate import collate
-
-REPO = Path(__file__).resolve().parents[1]
-CONF = REPO / "conf"
+from e2e_him.utils.config import compose_config
 
 
 def compose_data(overrides: list[str]) -> DictConfig:
-    """The `data` node: from conf/train.yaml with the overrides, or from conf/data/<name>.yaml alone."""
-    from hydra import compose, initialize_config_dir
-
-    try:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=overrides)
-        data = cfg.data
-        OmegaConf.resolve(data)  # only the data node: the rest may need Hydra's run-time resolvers
-        return data
-    except Exception as err:  # the full config may not compose (e.g. parts under construction)
-        first = str(err).splitlines()[0] if str(err) else ""
-        print(
-            f"[bench_data] conf/train.yaml did not compose ({type(err).__name__}: {first}); "
-            "using conf/data alone"
-        )
-    name = next((o.split("=", 1)[1] for o in overrides if o.startswith("data=")), "synthetic")
-    data = OmegaConf.load(CONF / "data" / f"{name}.yaml")
-    root = OmegaConf.create({"paths": {"data_dir": str(REPO / "data")}, "data": data})
-    rest = [o for o in overrides if not o.startswith("data=")]
-    root.merge_with(OmegaConf.from_dotlist([o.lstrip("+") for o in rest]))
-    OmegaConf.resolve(root)
-    return root.data
+    """The `data` node of conf/train.yaml with the overrides, resolved."""
+    data = compose_config("train", overrides).data
+    OmegaConf.resolve(data)
+    return data
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,62 +6,34 @@
     python scripts/complexity.py experiment=<name> --size 512 --time 3 --device cuda
 
 Builds `model.net` from conf/train.yaml with the overrides (the default experiment removed unless one is
-named, so that the paper's defaults are measured); when that config does not compose or has no `model.net`,
-from conf/model/backbone/<name>.yaml and E2EHIM's defaults, with `model.net.<arg>=<value>` overrides. Prints
-one JSON line. MACs come from `torch.utils.flop_counter.FlopCounterMode`, which counts FLOPs = 2 x MACs
-(matmuls and convolutions only): the paper's "GFlops" (Table II: 305.3 for ResNet-50) are MACs, as the
-authors' release (283 GMAC, 566 GFLOP by torch's counter) shows, so compare `gmacs` with them.
+named, so that the paper's defaults are measured). Prints one JSON line. MACs come from
+`torch.utils.flop_counter.FlopCounterMode`, which counts FLOPs = 2 x MACs (matmuls and convolutions only): the
+paper's "GFlops" (Table II: 305.3 for ResNet-50) are MACs, as the authors' release (283 GMAC, 566 GFLOP by
+torch's counter) shows, so compare `gmacs` with them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import torch
-import yaml
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-import e2e_him  # noqa: F401  (registers the config resolvers)
+from e2e_him.utils.config import compose_config
 
-REPO = Path(__file__).resolve().parents[1]
-CONF = REPO / "conf"
 NET_PREFIX = "model.net."
 
 
-def compose_net(overrides: list[str]) -> tuple[DictConfig, str]:
-    """The `model.net` node and where it came from ("conf/train.yaml" or "fallback")."""
-    from hydra import compose, initialize_config_dir
-
+def compose_net(overrides: list[str]) -> DictConfig:
+    """The `model.net` node of conf/train.yaml with the overrides; without an `experiment=` override the
+    default (quickstart) experiment is removed, so that the paper's defaults are measured."""
     if not any(o.split("=", 1)[0].lstrip("+~") == "experiment" for o in overrides):
         overrides = ["~experiment", *overrides]
-    try:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=overrides)
-        if OmegaConf.select(cfg, "model.net") is not None:
-            return cfg.model.net, "conf/train.yaml"
-        reason = "it has no model.net"
-    except Exception as err:  # parts of the config may be under construction
-        reason = f"{type(err).__name__}: {err}"
-    print(
-        f"[complexity] conf/train.yaml not used ({reason}); building from conf/model/backbone",
-        file=sys.stderr,
-    )
-    name = next(
-        (o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("model/backbone=")), "resnet50"
-    )
-    net = OmegaConf.create({"_target_": "e2e_him.models.e2e_him.E2EHIM"})
-    net.backbone = OmegaConf.load(CONF / "model" / "backbone" / f"{name}.yaml")
-    for override in overrides:
-        key, _, value = override.lstrip("+").partition("=")
-        if key.startswith(NET_PREFIX):
-            OmegaConf.update(net, key[len(NET_PREFIX) :], yaml.safe_load(value), force_add=True)
-    return net, "fallback"
+    return compose_config("train", overrides).model.net
 
 
 def count_params(module: nn.Module | None) -> float:
@@ -141,11 +113,11 @@ def main(argv: list[str] | None = None) -> None:
 
     from hydra.utils import instantiate
 
-    net_cfg, source = compose_net(overrides)
+    net_cfg = compose_net(overrides)
     backbone = OmegaConf.select(net_cfg, "backbone.name") or OmegaConf.select(net_cfg, "backbone._target_")
     torch.manual_seed(0)
     net = instantiate(net_cfg)
-    result = {"backbone": backbone, "input": list(size), "config": source, "overrides": overrides}
+    result = {"backbone": backbone, "input": list(size), "overrides": overrides}
     result.update(measure(net, size, args.device, args.time))
     print(json.dumps(result))
 

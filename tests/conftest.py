@@ -20,7 +20,9 @@ os.environ.setdefault("WANDB_SILENT", "true")
 def _shared(sub: str) -> Path:
     path = SHARED_DIR / sub
     if not path.exists():
-        pytest.skip(f"{path} is absent: the ../shared fixtures ship beside the checkout, not in a fresh clone")
+        pytest.skip(
+            f"{path} is absent: the ../shared fixtures ship beside the checkout, not in a fresh clone"
+        )
     return path
 
 
@@ -48,7 +50,16 @@ def demo_dir(shared_data: Path) -> Path:
 def pytest_report_header(config):
     import importlib.metadata as md
 
-    names = ["torch", "torchvision", "timm", "lightning", "hydra-core", "torchmetrics", "albumentations", "scipy"]
+    names = [
+        "torch",
+        "torchvision",
+        "timm",
+        "lightning",
+        "hydra-core",
+        "torchmetrics",
+        "albumentations",
+        "scipy",
+    ]
     versions = []
     for n in names:
         try:

@@ -143,12 +143,22 @@ def test_warmup_then_cosine():
     assert cosine_factor(5, 110, 10) == pytest.approx(0.6)
 
 
+def test_warmup_longer_than_run_is_shortened_with_a_warning():
+    opt = build_adamw(Toy().parameters(), lr=1.0)
+    with pytest.warns(UserWarning, match="warming up for 2 steps"):
+        sched = cosine_schedule(opt, total_steps=20, warmup_steps=50)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.5)  # step 0 of a 2-step warm-up
+    opt.step()
+    sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(1.0)
+
+
 def test_schedule_argument_errors():
     opt = build_adamw(Toy().parameters())
     for kwargs, match in [
         ({"total_steps": 0}, "total_steps"),
         ({"total_steps": float("inf")}, "total_steps"),
-        ({"total_steps": 10, "warmup_steps": 10}, "warmup_steps"),
+        ({"total_steps": 10, "warmup_steps": -1}, "warmup_steps"),
         ({"total_steps": 10, "min_lr_ratio": 1.5}, "min_lr_ratio"),
     ]:
         with pytest.raises(ValueError, match=match):

@@ -1,4 +1,4 @@
-"""E2E-HIM: End-to-End Human Instance Matting (Liu et al., IEEE TCSVT 2023), trainable with Lightning + Hydra."""
+"""E2E-HIM: End-to-End Human Instance Matting (Liu et al., TCSVT 2023), trainable with Lightning + Hydra."""
 
 from e2e_him.resolvers import REPO_ROOT, register
 

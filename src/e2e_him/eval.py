@@ -1,9 +1,9 @@
-"""`python -m e2e_him.eval ckpt_path=<file> data=<name>` or `... pred_dir=<folder> data=<name> data.root=<path>`.
+"""`python -m e2e_him.eval ckpt_path=<file> data=<name>` or `... pred_dir=<folder> data=<name> data.root=...`.
 
 With a checkpoint, the model is rebuilt from the config stored inside it and run on the chosen split; with
-`pred_dir`, a folder of predicted mattes in the per-instance layout (`<stem>/NN.png`) is scored without any model,
-so the outputs of any method can be compared. Both write `metrics.json`, `metrics.md` (a row laid out like the
-paper's Table I) and `per_image.csv` in the run dir, and log the metrics.
+`pred_dir`, a folder of predicted mattes in the per-instance layout (`<stem>/NN.png`) is scored without any
+model, so the outputs of any method can be compared. Both write `metrics.json`, `metrics.md` (a row laid out
+like the paper's Table I) and `per_image.csv` in the run dir, and log the metrics.
 """
 
 from __future__ import annotations
@@ -76,7 +76,9 @@ def evaluate_checkpoint(
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Evaluate a checkpoint or a prediction folder; returns the flat metrics."""
     if (cfg.ckpt_path is None) == (cfg.pred_dir is None):
-        raise ConfigError("give exactly one of ckpt_path=<checkpoint> or pred_dir=<folder of predicted mattes>")
+        raise ConfigError(
+            "give exactly one of ckpt_path=<checkpoint> or pred_dir=<folder of predicted mattes>"
+        )
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     kinds = metric_kinds(cfg)
@@ -88,7 +90,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         pred_dir = Path(cfg.pred_dir)
         if not pred_dir.is_dir():
             raise ConfigError(f"pred_dir={pred_dir}: not a folder")
-        metrics, rows = score_prediction_dir(pred_dir, ground_truth(dataset), metrics=kinds, iou_thresholds=thresholds)
+        metrics, rows = score_prediction_dir(
+            pred_dir, ground_truth(dataset), metrics=kinds, iou_thresholds=thresholds
+        )
         title = f"{pred_dir} on {cfg.split}"
     else:
         module = load_module(cfg.ckpt_path, map_location=resolve_device(cfg.get("device", "auto")))

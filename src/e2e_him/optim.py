@@ -13,6 +13,7 @@ Three pieces, each usable from Hydra with `_partial_: true`:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -161,10 +162,17 @@ def cosine_schedule(
             f"cosine_schedule: total_steps={total_steps} must be a finite number >= 1 "
             "(set trainer.max_steps or trainer.max_epochs)"
         )
-    if not 0 <= warmup_steps < total_steps:
-        raise ValueError(
-            f"cosine_schedule: warmup_steps={warmup_steps} must be in [0, total_steps={total_steps})"
+    if warmup_steps < 0:
+        raise ValueError(f"cosine_schedule: warmup_steps={warmup_steps} must be >= 0")
+    if warmup_steps >= total_steps:
+        # short debug runs (fast_dev_run, limit_train_batches) must not fail on a warm-up meant for a full run
+        shortened = max(int(total_steps) // 10, 0)
+        warnings.warn(
+            f"cosine_schedule: warmup_steps={warmup_steps} >= total_steps={total_steps}; "
+            f"warming up for {shortened} steps instead",
+            stacklevel=2,
         )
+        warmup_steps = shortened
     if not 0.0 <= min_lr_ratio <= 1.0:
         raise ValueError(f"cosine_schedule: min_lr_ratio={min_lr_ratio} must be in [0, 1]")
     total, warmup = int(total_steps), int(warmup_steps)

@@ -1,7 +1,7 @@
 """`python -m e2e_him.predict ckpt_path=<file> input=<image|folder|video> output=<folder>`.
 
-Writes one alpha PNG per detected person as `<output>/<image stem>/NN.png` (HIM2K's per-instance layout, people
-sorted by score) and a colour overlay `<output>/<image stem>_overlay.jpg`. A video gives
+Writes one alpha PNG per detected person as `<output>/<image stem>/NN.png` (HIM2K's per-instance layout,
+people sorted by score) and a colour overlay `<output>/<image stem>_overlay.jpg`. A video gives
 `<output>/<video stem>/<frame>/NN.png`, NN being a track id that persists across frames, and
 `<output>/<video stem>_overlay.mp4`. Unreadable files in a folder are reported by name and skipped
 (listed in `<output>/failed.txt`); the others are still processed.
@@ -49,7 +49,10 @@ class Predictor:
         tensor, meta = prepare_eval_image(image, self.eval_size)
         outputs = self.module(tensor[None].to(self.module.device))
         pred = self.module.postprocess(outputs, [meta])[0]
-        return {"alphas": pred["alphas"].float().cpu().numpy(), "scores": pred["scores"].float().cpu().numpy()}
+        return {
+            "alphas": pred["alphas"].float().cpu().numpy(),
+            "scores": pred["scores"].float().cpu().numpy(),
+        }
 
 
 def write_people(folder: Path, alphas: np.ndarray, ids: np.ndarray | None = None) -> None:
@@ -79,7 +82,9 @@ def predict_images(predictor: Predictor, paths: list[Path], output: Path, overla
         pred = predictor(image)
         write_people(output / stem, pred["alphas"])
         if overlay:
-            Image.fromarray(overlay_instances(image, pred["alphas"])).save(output / f"{stem}_overlay.jpg", quality=90)
+            Image.fromarray(overlay_instances(image, pred["alphas"])).save(
+                output / f"{stem}_overlay.jpg", quality=90
+            )
         log.info("%s: %d people", path.name, len(pred["alphas"]))
     return failed
 
@@ -113,7 +118,9 @@ def video_frames(path: Path, stride: int, max_frames: int | None) -> tuple[Itera
     return frames(), fps / stride, count
 
 
-def predict_video(predictor: Predictor, path: Path, output: Path, stride: int, max_frames: int | None) -> Path:
+def predict_video(
+    predictor: Predictor, path: Path, output: Path, stride: int, max_frames: int | None
+) -> Path:
     """Mattes of every kept frame with track ids, and an overlay video; returns the overlay video's path."""
     import imageio.v2 as imageio
 
@@ -154,7 +161,9 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         images = list_images(source)
         movies = sorted(p for p in source.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
         if not images and not movies:
-            raise FileNotFoundError(f"{source}: no images ({', '.join(IMAGE_SUFFIXES)}) or videos in this folder")
+            raise FileNotFoundError(
+                f"{source}: no images ({', '.join(IMAGE_SUFFIXES)}) or videos in this folder"
+            )
     elif source.suffix.lower() in VIDEO_SUFFIXES:
         images, movies = [], [source]
     else:

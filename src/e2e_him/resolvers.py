@@ -1,4 +1,4 @@
-"""OmegaConf resolvers used by conf/: registered when `e2e_him` is imported (the entry points and tests do)."""
+"""OmegaConf resolvers used by conf/: registered when `e2e_him` is imported (entry points and tests do)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,37 @@ def _first_set(*values):
     return None
 
 
+# The validation metric that best sums up each metric family, and whether higher is better.
+MONITORS = {"imq": ("val/IMQ_mse", "max"), "instance": ("val/REC_0.5", "max"), "human": ("val/MSE", "min")}
+
+
+def monitor_for(kinds) -> str:
+    """`${e2e_him_monitor:${model.metrics}}`: the metric that picks the best checkpoint for these kinds."""
+    for kind in ("imq", "instance", "human"):
+        if kind in list(kinds):
+            return MONITORS[kind][0]
+    raise ValueError(f"no metric to monitor among {list(kinds)}; choose from {list(MONITORS)}")
+
+
+def mode_for(metric: str) -> str:
+    """`${e2e_him_mode:${optimized_metric}}`: max for recognition / IMQ metrics, min for errors."""
+    for name, mode in MONITORS.values():
+        if metric == name:
+            return mode
+    return (
+        "min"
+        if metric.split("/")[-1].split("_")[0] in ("SAD", "MSE", "MAD", "Grad", "Conn", "loss")
+        else "max"
+    )
+
+
 def register() -> None:
-    """Register `${e2e_him_root:}` (the repository root) and `${e2e_him_or:a,b}` once per process."""
+    """Register the resolvers `e2e_him_root`, `e2e_him_or`, `e2e_him_monitor`, `e2e_him_mode` once."""
     if not OmegaConf.has_resolver("e2e_him_root"):
         OmegaConf.register_new_resolver("e2e_him_root", lambda: str(REPO_ROOT))
     if not OmegaConf.has_resolver("e2e_him_or"):
         OmegaConf.register_new_resolver("e2e_him_or", _first_set)
+    if not OmegaConf.has_resolver("e2e_him_monitor"):
+        OmegaConf.register_new_resolver("e2e_him_monitor", monitor_for)
+    if not OmegaConf.has_resolver("e2e_him_mode"):
+        OmegaConf.register_new_resolver("e2e_him_mode", mode_for)

@@ -1,4 +1,4 @@
-"""Stable person indices across video frames: each frame's mattes are matched to the previous frame's by IoU."""
+"""Stable person indices across video frames: each frame's mattes matched to the previous frame's by IoU."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`python -m e2e_him.train experiment=<name> [overrides]`: fit, test on the val split, write metrics and a picture."""
+"""`python -m e2e_him.train experiment=<name> [overrides]`: fit, test on val, write metrics and a picture."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig
 
 from e2e_him import CONF_DIR
@@ -60,6 +61,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model.run_config = {"model": plain_config(cfg.model), "data": plain_config(cfg.data)}
     callbacks = build_dict(cfg.get("callbacks"), "callbacks")
     loggers = build_loggers(cfg.get("logger"))
+    if not loggers:  # `logger=none`: the learning-rate monitor has nowhere to write
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(plain_config(cfg))
@@ -100,7 +103,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     for key, value in summary.items():
         print(f"{key:>20}: {value}")
     if metrics:
-        shown = {k: round(v, 4) for k, v in metrics.items() if k.split("_")[0] in ("REC", "ACC", "EMSE", "EMAD")}
+        shown = {
+            k: round(v, 4) for k, v in metrics.items() if k.split("_")[0] in ("REC", "ACC", "EMSE", "EMAD")
+        }
         print(f"{'metrics':>20}: {shown}")
     return metrics
 
@@ -108,8 +113,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     metrics = train(cfg)
-    monitored = cfg.get("optimized_metric")
-    return metrics.get(monitored) if monitored else None
+    monitored = cfg.get("optimized_metric")  # e.g. val/IMQ_mse -> the test value IMQ_mse
+    return metrics.get(monitored.split("/", 1)[-1]) if monitored else None
 
 
 if __name__ == "__main__":

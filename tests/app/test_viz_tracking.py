@@ -41,7 +41,9 @@ def test_overlay_with_no_people_and_alphas_to_color():
 def test_prediction_grid_is_written(tmp_path):
     image = np.zeros((16, 20, 3), dtype=np.uint8)
     alphas = np.zeros((1, 16, 20), dtype=np.float32)
-    path = save_prediction_grid([(image, alphas, alphas), (image, None, alphas[:0])], tmp_path / "grid.png", ["a", "b"])
+    path = save_prediction_grid(
+        [(image, alphas, alphas), (image, None, alphas[:0])], tmp_path / "grid.png", ["a", "b"]
+    )
     assert path.is_file() and path.stat().st_size > 1000
 
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from tiny_datasets import person, write_instance_image
 
 from e2e_him.data.checks import TooManyInstancesError
@@ -158,19 +157,23 @@ def test_bad_options_are_refused():
 
 # -------------------------------------------------------------------------------------------- configs
 def _data_cfg(name: str, root: Path | None, tmp_path: Path):
-    cfg = OmegaConf.create(
-        {"paths": {"data_dir": str(tmp_path)}, "data": OmegaConf.load(CONF_DATA / f"{name}.yaml")}
-    )
+    """The `data` node of conf/train.yaml composed with `data=<name>`, as the train app would build it."""
+    from e2e_him.utils.config import compose_config
+
+    overrides = [f"data={name}", f"paths.data_dir={tmp_path}"]
     if root is not None:
-        cfg.data.root = str(root)
-    return cfg.data
+        overrides.append(f"data.root={root}")
+    return compose_config("train", overrides, output_dir=tmp_path / "run").data
 
 
 def test_instance_folder_yaml(tmp_path: Path):
     write_instance_image(tmp_path / "d", "a", [person(2, 2, 10, 8)])
     write_instance_image(tmp_path / "d", "b", [person(2, 2, 20, 20), person(20, 20, 15, 15)])
     dm = instantiate(
-        _data_cfg("instance_folder", tmp_path / "d", tmp_path), crop_size=[32, 32], num_workers=0
+        _data_cfg("instance_folder", tmp_path / "d", tmp_path),
+        crop_size=[32, 32],
+        num_workers=0,
+        eval_batch_size=1,
     )
     assert isinstance(dm, HIMDataModule) and dm.crop_size == (32, 32)
     dm.setup("fit")
@@ -204,8 +207,8 @@ def test_single_matte_yaml(tmp_path: Path):
     assert dm.val_dataset[0]["meta"]["input_size"] == (533, 640)
 
 
-def test_synthetic_yaml():
-    cfg = OmegaConf.load(CONF_DATA / "synthetic.yaml")
+def test_synthetic_yaml(tmp_path: Path):
+    cfg = _data_cfg("synthetic", None, tmp_path)
     assert cfg.train._target_ == "e2e_him.data.synthetic.SyntheticPeople"
     assert cfg._target_ == "e2e_him.data.datamodule.HIMDataModule" and cfg._recursive_ is False
     pytest.importorskip("e2e_him.data.synthetic")

@@ -65,3 +65,22 @@ def test_shapes_dtype_and_empty():
     assert set(t.unique().tolist()) <= {0, 1, 2}
     assert trimap_from_alpha(torch.zeros(0, 8, 8), 5).shape == (0, 8, 8)  # an image without people
     assert (trimap_from_alpha(torch.zeros(5, 5), 3) == BACKGROUND).all()
+
+
+@pytest.mark.parametrize("kernel", [3, 9, 25])
+def test_cpu_dilation_equals_a_square_max_pool(kernel: int):
+    """The CPU path (OpenCV) and the separable max-pool path give the square max-pool's trimaps exactly."""
+    import torch.nn.functional as F
+
+    from e2e_him.data import trimap
+
+    g = torch.Generator().manual_seed(kernel)
+    mask = F.avg_pool2d((torch.rand(1, 3, 40, 50, generator=g) > 0.97).float(), 5, 1, 2)[0] > 0
+    square = F.max_pool2d(mask[:, None].float(), kernel, 1, kernel // 2)[:, 0] > 0.5
+    assert torch.equal(trimap._dilate(mask, kernel), square)
+    assert torch.equal(
+        trimap._dilate(~mask, kernel),
+        F.max_pool2d((~mask)[:, None].float(), kernel, 1, kernel // 2)[:, 0] > 0.5,
+    )
+    assert torch.equal(trimap._dilate_pool(mask, kernel), square)  # the path other devices take
+    assert trimap._dilate(torch.zeros(0, 4, 4, dtype=torch.bool), kernel).shape == (0, 4, 4)

@@ -38,8 +38,8 @@ def test_counter_reports_flops_as_twice_the_macs():
     assert counter.get_total_flops() == 960
 
 
-def test_fallback_config_builds_the_model_from_the_backbone_file(complexity):
-    cfg, _ = complexity.compose_net(
+def test_config_builds_the_paper_model_with_overrides(complexity):
+    cfg = complexity.compose_net(
         ["model/backbone=resnet18", "model.net.num_queries=7", "model.net.hidden_dim=64"]
     )
     assert cfg.backbone._target_.endswith("TimmResNetBackbone") and cfg.backbone.name == "resnet18"

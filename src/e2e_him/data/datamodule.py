@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,8 @@ class HIMDataModule(LightningDataModule):
             main process is set to one OpenCV thread, since forked workers deadlock in OpenCV's thread pool.
         seed: base of the per-sample generators: the same seed gives the same samples.
         check_workers: threads reading file headers during the set-up checks.
+        eval_metrics: the metric families that suit this data (`instance`, `imq`, `human`); `e2e_him.eval`
+            uses them when its `metrics=auto`. None: instance + IMQ.
     """
 
     def __init__(
@@ -108,6 +111,7 @@ class HIMDataModule(LightningDataModule):
         multiprocessing_context: str | None = None,
         seed: int = 0,
         check_workers: int = 8,
+        eval_metrics: Sequence[str] | None = None,
     ):
         super().__init__()
         if on_bad_file not in ON_BAD_FILE:
@@ -140,10 +144,12 @@ class HIMDataModule(LightningDataModule):
         self.multiprocessing_context = multiprocessing_context
         self.seed = seed
         self.check_workers = check_workers
+        self.eval_metrics = tuple(eval_metrics) if eval_metrics else ("instance", "imq")
         self.train_dataset: HIMDataset | None = None
         self.val_dataset: HIMDataset | None = None
         self.test_dataset: HIMDataset | None = None
         self._skip_log: SkipLog | None = None
+        self._resume_at: tuple[int, int] | None = None  # (epoch, samples done) of a resumed run
 
     # ----------------------------------------------------------------------------------------------- set-up
     def _rank_zero(self) -> bool:
@@ -230,6 +236,26 @@ class HIMDataModule(LightningDataModule):
             self.test_dataset = self._dataset("test", train=False)
 
     # ------------------------------------------------------------------------------------------- loaders
+    # ------------------------------------------------------------------------------------------ resuming
+    def state_dict(self) -> dict[str, int]:
+        """The training data's place: (epoch, samples already trained in it), saved in every checkpoint.
+
+        Lightning restores data modules before it builds the loaders, so `train_dataloader` can start a
+        resumed run's sampler where the interrupted run stopped (Lightning's own loader-state restore is
+        skipped when `configure_optimizers` asks for `estimated_stepping_batches`, as ours does).
+        """
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or not trainer.training:
+            return {}
+        batches = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {"epoch": int(trainer.current_epoch), "samples_done": int(batches * self.batch_size)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if state:
+            self._resume_at = (int(state["epoch"]), int(state["samples_done"]))
+            # the warning that a mid-epoch resume repeats data does not apply: the sampler skips what was seen
+            warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before")
+
     def _loader(self, dataset: HIMDataset, batch_size: int, sampler=None) -> DataLoader:
         if self.num_workers > 0 and self.multiprocessing_context in (None, "fork"):
             # A forked worker deadlocks in OpenCV when the parent has used OpenCV's thread pool (the pool's
@@ -252,6 +278,9 @@ class HIMDataModule(LightningDataModule):
         if self.train_dataset is None:
             raise RuntimeError("HIMDataModule: no training data (give `train`, and call setup('fit'))")
         sampler = EpochSampler(len(self.train_dataset), shuffle=True, seed=self.seed)
+        if self._resume_at is not None:
+            sampler.resume_at(*self._resume_at)
+            self._resume_at = None
         return self._loader(self.train_dataset, self.batch_size, sampler)
 
     def val_dataloader(self) -> DataLoader | list:

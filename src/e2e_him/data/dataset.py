@@ -26,22 +26,36 @@ LOAD_ERRORS = (ImageReadError, BadSampleError, OSError)
 
 
 class EpochSampler(Sampler):
-    """Yields (index, epoch) pairs, shuffled by (seed, epoch) when `shuffle`; Lightning calls `set_epoch`."""
+    """Yields (index, epoch) pairs, shuffled by (seed, epoch) when `shuffle`; Lightning calls `set_epoch`.
+
+    `resume_at(epoch, start)` makes the next pass over `epoch` begin at position `start` of that epoch's
+    order, so that a run resumed mid-epoch sees exactly the samples the interrupted run had not seen yet.
+    """
 
     def __init__(self, num_samples: int, shuffle: bool = True, seed: int = 0):
         self.num_samples = int(num_samples)
         self.shuffle = shuffle
         self.seed = int(seed)
         self.epoch = 0
+        self._resume: tuple[int, int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
+    def resume_at(self, epoch: int, start: int) -> None:
+        self._resume = (int(epoch), int(start))
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The sample indices of `epoch`, in the order they are drawn."""
         if self.shuffle:
-            order = np.random.default_rng([self.seed, self.epoch, 0x5A]).permutation(self.num_samples)
-        else:
-            order = np.arange(self.num_samples)
+            return np.random.default_rng([self.seed, epoch, 0x5A]).permutation(self.num_samples)
+        return np.arange(self.num_samples)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        order = self.order(self.epoch)
+        if self._resume is not None and self._resume[0] == self.epoch:
+            order = order[self._resume[1] :]
+        self._resume = None
         return iter([(int(i), self.epoch) for i in order])
 
     def __len__(self) -> int:

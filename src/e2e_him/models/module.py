@@ -1,4 +1,4 @@
-"""`E2EHIMModule`: the LightningModule that trains and evaluates the E2E-HIM network with the paper's objective."""
+"""`E2EHIMModule`: the LightningModule that trains and evaluates E2E-HIM with the paper's objective."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ METRIC_KINDS = ("instance", "imq", "human")
 
 
 def build_metrics(kinds: Sequence[str], iou_thresholds: Sequence[float]) -> nn.ModuleDict:
-    """The metric objects for `kinds` ("instance": Eq. 20, "imq": InstMatt's IMQ, "human": SAD/MSE/MAD/...)."""
+    """Metric objects for `kinds` ("instance": Eq. 20, "imq": InstMatt's IMQ, "human": SAD/MSE/MAD/...)."""
     unknown = [k for k in kinds if k not in METRIC_KINDS]
     if unknown:
         raise ValueError(f"unknown metric kind(s) {unknown}; choose from {list(METRIC_KINDS)}")
@@ -70,8 +70,6 @@ class E2EHIMModule(L.LightningModule):
         self.test_metrics = build_metrics(list(metrics), iou_thresholds)
         # The resolved run config (plain dict), stored in checkpoints so that eval/predict rebuild the model.
         self.run_config: dict[str, Any] | None = None
-        # The last validation batch's inputs and predictions, for image panels (callbacks/logging.py).
-        self.last_val_example: dict[str, Any] | None = None
 
     def forward(self, image: torch.Tensor) -> dict[str, Any]:
         return self.net(image)
@@ -80,7 +78,7 @@ class E2EHIMModule(L.LightningModule):
     def _log_losses(self, stage: str, losses: dict[str, torch.Tensor], batch_size: int) -> None:
         on_step = stage == "train"
         self.log_dict(
-            {f"{stage}/{k}": v.detach() for k, v in losses.items()},
+            {f"{stage}/{k}": v.detach() for k, v in losses.items() if k != "loss"},
             on_step=on_step,
             on_epoch=True,
             batch_size=batch_size,
@@ -96,7 +94,7 @@ class E2EHIMModule(L.LightningModule):
         self._log_losses("train", losses, batch["image"].shape[0])
         return losses["loss"]
 
-    def _eval_step(self, stage: str, batch: dict[str, Any], metrics: nn.ModuleDict) -> list[dict[str, Any]]:
+    def _eval_step(self, stage: str, batch: dict[str, Any], metrics: nn.ModuleDict) -> dict[str, Any]:
         outputs = self.net(batch["image"])
         losses = self.criterion(outputs, batch)
         self._log_losses(stage, losses, batch["image"].shape[0])
@@ -105,15 +103,14 @@ class E2EHIMModule(L.LightningModule):
         targets = [m["orig_alphas"].to(self.device).float() / 255.0 for m in batch["meta"]]
         for metric in metrics.values():
             metric.update(pred_alphas, targets)
-        if stage == "val":
-            self.last_val_example = {"batch": batch, "outputs": outputs, "preds": preds}
-        return preds
+        return {"outputs": outputs, "preds": preds}
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step("val", batch, self.val_metrics)
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """Losses and metrics; returns the network outputs and kept people (for callbacks/image_panels.py)."""
+        return self._eval_step("val", batch, self.val_metrics)
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step("test", batch, self.test_metrics)
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        return self._eval_step("test", batch, self.test_metrics)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         return self.postprocess(self.net(batch["image"]), batch["meta"])
@@ -127,7 +124,9 @@ class E2EHIMModule(L.LightningModule):
     def _log_metrics(self, stage: str, metrics: nn.ModuleDict) -> None:
         values: dict[str, torch.Tensor] = {}
         for metric in metrics.values():
-            values.update({f"{stage}/{k}": torch.as_tensor(v, dtype=torch.float32) for k, v in metric.compute().items()})
+            values.update(
+                {f"{stage}/{k}": torch.as_tensor(v, dtype=torch.float32) for k, v in metric.compute().items()}
+            )
             metric.reset()
         self.log_dict(values, sync_dist=False)
 
@@ -145,8 +144,13 @@ class E2EHIMModule(L.LightningModule):
         optimizer = self.optimizer_factory(params=groups)
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
+        scheduler = self.scheduler_factory(
+            optimizer=optimizer, total_steps=int(self.trainer.estimated_stepping_batches)
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
+        }
 
     # ------------------------------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -22,7 +22,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except Exception as err:
         raise ValueError(f"{path}: not a readable PyTorch checkpoint ({err})") from err
     if "state_dict" not in ckpt:
-        raise ValueError(f"{path}: no 'state_dict' in this file; is it a Lightning checkpoint of e2e_him.train?")
+        raise ValueError(
+            f"{path}: no 'state_dict' in this file; is it a Lightning checkpoint of e2e_him.train?"
+        )
     return ckpt
 
 

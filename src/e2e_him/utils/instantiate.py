@@ -43,7 +43,7 @@ def build_dict(node: DictConfig | None, where: str) -> list[Any]:
 
 
 def build_loggers(node: DictConfig | None) -> list[Any]:
-    """Loggers of the `logger` group; wandb runs offline unless the config says otherwise (no network here)."""
+    """Loggers of the `logger` group; wandb runs offline unless the config says otherwise."""
     if node and "wandb" in node and node.wandb.get("offline", True):
         os.environ.setdefault("WANDB_MODE", "offline")
         os.environ.setdefault("WANDB_SILENT", "true")

@@ -26,7 +26,7 @@ def denormalize(image: torch.Tensor, meta: dict) -> np.ndarray:
 
 @torch.no_grad()
 def save_val_predictions(module, datamodule, path: str | Path, num_images: int) -> Path | None:
-    """Run `module` on the first `num_images` validation samples and save a grid (input / truth / prediction)."""
+    """Run `module` on the first `num_images` validation samples and save a grid (input/truth/prediction)."""
     if datamodule.val_dataset is None:
         datamodule.setup("validate")
     dataset = datamodule.val_dataset

@@ -255,6 +255,7 @@ class ViTAEv2Backbone(nn.Module):
         relative_pos: bool = False,
         pcm_norm: str = "group",
         out_norm: bool = True,
+        out_norm_levels: Sequence[int] = (1, 2, 3),
     ) -> None:
         """Args:
         in_channels: channels of the stem's H/4 features (128 in E2E-HIM).
@@ -265,7 +266,10 @@ class ViTAEv2Backbone(nn.Module):
         drop_path_rate: stochastic depth at the last NC (0.1: our choice, the papers give no figure for it).
         relative_pos: relative position bias in the window attention (off in the authors' ViTAEv2-S).
         pcm_norm: "group" (default, batch-size-1 safe) or "batch" (the original) in the PCMs.
-        out_norm: LayerNorm on each returned map.
+        out_norm: LayerNorm on the returned maps of `out_norm_levels`.
+        out_norm_levels: indices (0 = stride 4) of the maps that get a LayerNorm. E2E-HIM reads only the
+            stride 8, 16 and 32 maps, so a norm on the stride-4 one would hold parameters that never get a
+            gradient.
         """
         super().__init__()
         if variant not in VARIANTS:
@@ -283,8 +287,9 @@ class ViTAEv2Backbone(nn.Module):
         )
         self.channels: list[int] = list(cfg["token_dims"])
         self.strides: list[int] = [4, 8, 16, 32]
+        levels = set(out_norm_levels) if out_norm else set()
         self.norms = nn.ModuleList(
-            nn.LayerNorm(c, eps=1e-6) if out_norm else nn.Identity() for c in self.channels
+            nn.LayerNorm(c, eps=1e-6) if i in levels else nn.Identity() for i, c in enumerate(self.channels)
         )
         self.apply(init_weights)
         if pretrained is not None:

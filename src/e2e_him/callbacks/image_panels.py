@@ -1,0 +1,86 @@
+"""`ValImagePanels`: a picture per validation batch (people, trimaps, guidance) for wandb and files."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+from lightning.pytorch.loggers import WandbLogger
+from PIL import Image
+
+from e2e_him.inspection import image_panels, panel_strip
+
+log = logging.getLogger(__name__)
+
+
+class ValImagePanels(L.Callback):
+    """Logs, for each of the first `max_batches` validation batches, one panel per image (up to
+    `images_per_batch`): input, ground-truth people, predicted people in distinct colours, predicted trimaps,
+    and each guidance head's features (PCA colours) and spatial attention.
+
+    The panels go to every WandbLogger as images (`val/panel_<batch>`, one slider step per validation) and,
+    as PNGs, to `<dirpath>/epoch<E>_batch<B>.png` so that runs without wandb can be looked at too.
+
+    Args:
+        dirpath: folder of the PNGs (null: no files, wandb only).
+        max_batches: validation batches drawn per validation run (null: all of them).
+        images_per_batch: images of each batch stacked in its panel.
+        max_side: panels wider than this many pixels per tile are scaled down.
+    """
+
+    def __init__(
+        self,
+        dirpath: str | None = None,
+        max_batches: int | None = 4,
+        images_per_batch: int = 2,
+        max_side: int = 320,
+    ) -> None:
+        super().__init__()
+        self.dirpath = Path(dirpath) if dirpath else None
+        self.max_batches = max_batches
+        self.images_per_batch = images_per_batch
+        self.max_side = max_side
+
+    def _panel(self, outputs: dict[str, Any], batch: dict[str, Any]) -> np.ndarray:
+        n = min(self.images_per_batch, batch["image"].shape[0])
+        strips = [panel_strip(image_panels(outputs["outputs"], batch, outputs["preds"], i)) for i in range(n)]
+        width = max(s.shape[1] for s in strips)
+        strips = [np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0))) for s in strips]
+        panel = np.concatenate(strips, axis=0)
+        tile = max(s.shape[0] for s in strips)
+        if tile > self.max_side:
+            scale = self.max_side / tile
+            size = (max(1, round(panel.shape[1] * scale)), max(1, round(panel.shape[0] * scale)))
+            panel = np.asarray(Image.fromarray(panel).resize(size, Image.BILINEAR))
+        return panel
+
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        if self.max_batches is not None and batch_idx >= self.max_batches:
+            return
+        if not isinstance(outputs, dict) or "outputs" not in outputs:
+            raise TypeError(
+                "ValImagePanels needs validation_step to return {'outputs': network outputs, 'preds': people}"
+            )
+        panel = self._panel(outputs, batch)
+        names = [str(m.get("name", "")) for m in batch["meta"][: self.images_per_batch]]
+        caption = f"epoch {trainer.current_epoch}, step {trainer.global_step}: " + ", ".join(names)
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image(key=f"val/panel_{batch_idx}", images=[panel], caption=[caption])
+        if self.dirpath is not None:
+            self.dirpath.mkdir(parents=True, exist_ok=True)
+            path = self.dirpath / f"epoch{trainer.current_epoch:03d}_batch{batch_idx:02d}.png"
+            Image.fromarray(panel).save(path)

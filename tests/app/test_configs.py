@@ -1,0 +1,140 @@
+"""Every config group option composes; the default experiment builds; config mistakes fail early, by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+from e2e_him import CONF_DIR
+from e2e_him.data.datamodule import HIMDataModule
+from e2e_him.models.module import E2EHIMModule
+from e2e_him.resolvers import mode_for, monitor_for
+from e2e_him.utils.config import compose_config
+from e2e_him.utils.instantiate import ConfigError, build, build_dict, build_loggers
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+GROUPS = ["data", "model/backbone", "trainer", "logger", "callbacks", "debug", "experiment", "paths", "hydra"]
+EXPERIMENTS = _options("experiment")
+
+
+def test_the_suite_has_the_paper_experiments():
+    expected = {"quickstart", "paper_r50", "p3m", *(f"var{i}" for i in range(1, 7))}
+    expected |= {f"backbone_{b}" for b in ("swin_tiny", "swin_base", "vitaev2_s")}
+    assert expected <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize(
+    "group,option", [(g, o) for g in GROUPS for o in _options(g)], ids=lambda v: str(v).replace("/", ".")
+)
+def test_every_group_option_composes(group: str, option: str, tmp_path: Path):
+    key = "hydra" if group == "hydra" else group
+    cfg = compose_config("train", [f"{key}={option}"], output_dir=tmp_path)
+    # every interpolation resolves (a typo in `${...}` fails here)
+    from omegaconf import OmegaConf
+
+    OmegaConf.to_container(cfg, resolve=True)
+    assert cfg.paths.output_dir == str(tmp_path)
+
+
+@pytest.mark.parametrize("config_name", ["eval", "predict"])
+def test_the_other_apps_compose(config_name: str, tmp_path: Path):
+    cfg = compose_config(
+        config_name, ["ckpt_path=x.ckpt", "input=y"] if config_name == "predict" else [], tmp_path
+    )
+    assert cfg.task_name == config_name
+
+
+def test_quickstart_instantiates(tmp_path: Path):
+    cfg = compose_config("train", ["experiment=quickstart"], output_dir=tmp_path)
+    assert cfg.experiment_name == "quickstart"
+    module = build(cfg.model, "model")
+    datamodule = build(cfg.data, "data")
+    callbacks = build_dict(cfg.callbacks, "callbacks")
+    loggers = build_loggers(cfg.logger)
+    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers)
+    assert isinstance(module, E2EHIMModule) and isinstance(datamodule, HIMDataModule)
+    assert isinstance(trainer, L.Trainer) and trainer.max_epochs == cfg.trainer.max_epochs
+    assert {type(lg).__name__ for lg in loggers} == {"CSVLogger", "WandbLogger"}
+    assert module.net.num_queries == cfg.model.net.num_queries == datamodule.max_instances
+    assert cfg.callbacks.model_checkpoint.monitor == "val/IMQ_mse"
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_with_synthetic_data(experiment: str, tmp_path: Path):
+    cfg = compose_config("train", [f"experiment={experiment}", "data=synthetic"], output_dir=tmp_path)
+    assert cfg.experiment_name == experiment
+    assert cfg.data.train._target_.endswith("SyntheticPeople")
+    assert cfg.model.net.backbone.in_channels == cfg.model.net.stem_widths[-1]
+
+
+def test_paper_defaults_match_section_iv_b(tmp_path: Path):
+    cfg = compose_config("train", ["experiment=paper_r50"], output_dir=tmp_path)
+    net, crit = cfg.model.net, cfg.model.criterion
+    assert (net.guidance_heads, net.num_queries, net.hidden_dim, net.dec_layers) == (2, 20, 256, 6)
+    assert cfg.model.net.backbone.name == "resnet50"
+    assert cfg.model.optimizer.lr == pytest.approx(8e-5) and cfg.model.weight_decay == pytest.approx(5e-4)
+    assert list(cfg.model.optimizer.betas) == [0.9, 0.999]
+    lambdas = [crit[f"lambda_{k}"] for k in ("c", "s", "b", "d", "t", "alpha", "pu", "gu", "p", "m")]
+    assert lambdas == [5, 1, 0.1, 1, 10, 5, 3, 5, 1, 1]
+    assert (crit.background_weight, crit.human_weight) == (0.1, 1.0)
+    assert cfg.trainer.max_epochs == 40 and list(cfg.data.crop_size) == [640, 640]
+    assert cfg.data.batch_size * cfg.trainer.devices == 4
+
+
+@pytest.mark.parametrize(
+    "experiment,expected",
+    [
+        ("var1", (0, 20, False, True)),
+        ("var2", (4, 20, True, True)),
+        ("var3", (2, 10, True, True)),
+        ("var4", (2, 50, True, True)),
+        ("var5", (2, 20, False, True)),
+        ("var6", (2, 20, True, False)),
+    ],
+)
+def test_table_vii_variants(experiment: str, expected: tuple, tmp_path: Path):
+    net = compose_config("train", [f"experiment={experiment}"], output_dir=tmp_path).model.net
+    assert (net.guidance_heads, net.num_queries, net.use_fusion, net.use_refiner) == expected
+    assert net.backbone.name == "resnet50"
+
+
+def test_p3m_monitors_a_matting_error(tmp_path: Path):
+    cfg = compose_config("train", ["experiment=p3m"], output_dir=tmp_path)
+    assert list(cfg.model.metrics) == ["human"]
+    assert (cfg.callbacks.model_checkpoint.monitor, cfg.callbacks.model_checkpoint.mode) == ("val/MSE", "min")
+    assert monitor_for(["instance"]) == "val/REC_0.5" and mode_for("val/REC_0.5") == "max"
+    assert mode_for("val/SAD") == "min"
+    with pytest.raises(ValueError, match="no metric to monitor"):
+        monitor_for([])
+
+
+# ------------------------------------------------------------------------------------- early, named errors
+def test_unknown_group_option_names_it(tmp_path: Path):
+    with pytest.raises(MissingConfigException, match="var9"):
+        compose_config("train", ["experiment=var9"], output_dir=tmp_path)
+    with pytest.raises(MissingConfigException, match="resnet51"):
+        compose_config("train", ["model/backbone=resnet51"], output_dir=tmp_path)
+
+
+def test_misspelt_key_on_the_command_line_names_it(tmp_path: Path):
+    with pytest.raises(ConfigCompositionException, match="hiden_dim") as info:
+        compose_config("train", ["model.net.hiden_dim=8"], output_dir=tmp_path)
+    assert isinstance(info.value.__cause__, (ConfigAttributeError, ConfigKeyError))
+
+
+def test_misspelt_key_in_a_config_file_fails_at_build_naming_node_and_key(tmp_path: Path):
+    # what a typo inside an experiment file produces: an extra key that reaches the constructor
+    cfg = compose_config("train", ["+model.net.hiden_dim=8"], output_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"'model'.*hiden_dim"):
+        build(cfg.model, "model")
+    cfg = compose_config("train", ["+data.crop_sise=[64,64]"], output_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"'data'.*crop_sise"):
+        build(cfg.data, "data")
