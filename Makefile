@@ -10,7 +10,6 @@ ARGS   ?=
 # The machine's pip configuration offers a CPU-only torch wheel from a local folder that PyPI's torchvision
 # cannot load with; an empty find-links list makes torch and torchvision resolve together from PyPI.
 export PIP_FIND_LINKS :=
-export WANDB_MODE ?= offline
 
 .PHONY: setup train eval predict test test-fast lint format bench complexity clean
 
@@ -46,8 +45,9 @@ format: setup
 	$(BIN)/ruff check --fix src tests scripts notebooks
 	$(BIN)/ruff format src tests scripts notebooks
 
-bench: setup  ## data-pipeline throughput (docs/benchmarks.md)
+bench: setup  ## data-pipeline throughput and training-step timing (docs/benchmarks.md)
 	$(BIN)/python scripts/bench_data.py $(ARGS)
+	$(BIN)/python scripts/bench_step.py $(ARGS)
 
 complexity: setup  ## parameters and GMACs at 640x640 (docs/architecture.md)
 	$(BIN)/python scripts/complexity.py $(ARGS)

@@ -16,7 +16,7 @@ from typing import Any
 import hydra
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from e2e_him import CONF_DIR
@@ -29,11 +29,11 @@ from e2e_him.utils.instantiate import ConfigError, build, build_loggers
 log = logging.getLogger(__name__)
 
 
-def metric_kinds(cfg: DictConfig) -> list[str]:
+def metric_kinds(cfg: DictConfig, data: DictConfig) -> list[str]:
     """`metrics: auto` -> the data config's `eval_metrics` (human-matting errors for single-matte sets)."""
     if cfg.metrics != "auto":
         return list(cfg.metrics) if not isinstance(cfg.metrics, str) else [cfg.metrics]
-    return list(cfg.data.get("eval_metrics") or ["instance", "imq"])
+    return list(data.get("eval_metrics") or ["instance", "imq"])
 
 
 def split_dataset(datamodule, split: str):
@@ -81,9 +81,20 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         )
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    kinds = metric_kinds(cfg)
     thresholds = list(cfg.get("iou_thresholds", [0.5, 0.75]))
-    datamodule = build(cfg.data, "data")
+    module = None
+    if cfg.ckpt_path is not None:
+        module = load_module(cfg.ckpt_path, map_location=resolve_device(cfg.get("device", "auto")))
+    data_cfg = cfg.get("data")
+    if data_cfg is None:
+        if module is None or not (module.run_config or {}).get("data"):
+            raise ConfigError("give the data to score on: data=<name> [data.root=<path>]")
+        # the data the checkpoint was validated on during training
+        data_cfg = OmegaConf.create(module.run_config["data"])
+        data_cfg.skip_list_path = str(output_dir / "skipped_files.txt")  # not into the training run's dir
+        log.info("data: the checkpoint's own (%s)", data_cfg.get("_target_"))
+    kinds = metric_kinds(cfg, data_cfg)
+    datamodule = build(data_cfg, "data")
     dataset = split_dataset(datamodule, cfg.split)
 
     if cfg.pred_dir is not None:
@@ -95,7 +106,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         )
         title = f"{pred_dir} on {cfg.split}"
     else:
-        module = load_module(cfg.ckpt_path, map_location=resolve_device(cfg.get("device", "auto")))
         if cfg.score_threshold is not None:
             module.hparams.score_threshold = float(cfg.score_threshold)
         if cfg.min_area is not None:

@@ -69,10 +69,12 @@ def unique_stems(paths: list[Path]) -> list[str]:
     return [f"{p.stem}_{p.suffix.lstrip('.').lower()}" if stems.count(p.stem) > 1 else p.stem for p in paths]
 
 
-def predict_images(predictor: Predictor, paths: list[Path], output: Path, overlay: bool) -> list[str]:
-    """Predict every image; returns the failures as 'path: reason' lines."""
+def predict_images(
+    predictor: Predictor, paths: list[Path], stems: list[str], output: Path, overlay: bool
+) -> list[str]:
+    """Predict every image into `output/<stem>/`; returns the failures as 'path: reason' lines."""
     failed = []
-    for path, stem in zip(tqdm(paths, desc="predict", unit="img"), unique_stems(paths)):
+    for path, stem in zip(tqdm(paths, desc="predict", unit="img"), stems):
         try:
             image = read_image(path)
         except ImageReadError as err:
@@ -119,24 +121,37 @@ def video_frames(path: Path, stride: int, max_frames: int | None) -> tuple[Itera
 
 
 def predict_video(
-    predictor: Predictor, path: Path, output: Path, stride: int, max_frames: int | None
+    predictor: Predictor,
+    path: Path,
+    output: Path,
+    stride: int,
+    max_frames: int | None,
+    stem: str | None = None,
+    overlay: bool = True,
 ) -> Path:
-    """Mattes of every kept frame with track ids, and an overlay video; returns the overlay video's path."""
+    """Mattes of every kept frame with track ids in `output/<stem>/<frame>/`, and (with `overlay`) an overlay
+    video `output/<stem>_overlay.mp4`; returns the folder of the mattes."""
     import imageio.v2 as imageio
 
+    stem = stem or path.stem
     frames, fps, count = video_frames(path, stride, max_frames)
     tracker = IoUTracker()
-    overlay_path = output / f"{path.stem}_overlay.mp4"
-    writer = imageio.get_writer(str(overlay_path), fps=fps, codec="libx264", quality=7, macro_block_size=1)
+    writer = None
+    if overlay:
+        writer = imageio.get_writer(
+            str(output / f"{stem}_overlay.mp4"), fps=fps, codec="libx264", quality=7, macro_block_size=1
+        )
     try:
         for index, frame in enumerate(tqdm(frames, total=count or None, desc=path.name, unit="frame")):
             pred = predictor(frame)
             ids = tracker.update(pred["alphas"])
-            write_people(output / path.stem / f"{index * stride:06d}", pred["alphas"], ids)
-            writer.append_data(overlay_instances(frame, pred["alphas"], ids=ids))
+            write_people(output / stem / f"{index * stride:06d}", pred["alphas"], ids)
+            if writer is not None:
+                writer.append_data(overlay_instances(frame, pred["alphas"], ids=ids))
     finally:
-        writer.close()
-    return overlay_path
+        if writer is not None:
+            writer.close()
+    return output / stem
 
 
 def resolve_device(name: str) -> torch.device:
@@ -159,7 +174,11 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     videos: list[str] = []
     if source.is_dir():
         images = list_images(source)
-        movies = sorted(p for p in source.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+        movies = sorted(
+            p
+            for p in source.iterdir()
+            if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith(".")
+        )
         if not images and not movies:
             raise FileNotFoundError(
                 f"{source}: no images ({', '.join(IMAGE_SUFFIXES)}) or videos in this folder"
@@ -168,14 +187,22 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         images, movies = [], [source]
     else:
         images, movies = [source], []
-    failed += predict_images(predictor, images, output, cfg.overlay)
+    # one output name per input, images and videos together (clip.jpg and clip.mp4 must not share a folder)
+    stems = unique_stems([*images, *movies])
+    failed += predict_images(predictor, images, stems[: len(images)], output, cfg.overlay)
     images_done = len(images) - len(failed)
-    for movie in movies:
+    for movie, stem in zip(movies, stems[len(images) :]):
         try:
-            videos.append(str(predict_video(predictor, movie, output, cfg.video_stride, cfg.max_frames)))
-        except ImageReadError as err:
-            log.error("skipped %s", err)
-            failed.append(str(err))
+            videos.append(
+                str(
+                    predict_video(
+                        predictor, movie, output, cfg.video_stride, cfg.max_frames, stem, cfg.overlay
+                    )
+                )
+            )
+        except Exception as err:  # a broken or unreadable video must not stop the others
+            log.error("skipped %s: %s", movie, err)
+            failed.append(f"{movie}: {err}")
     if failed:
         (output / "failed.txt").write_text("\n".join(failed) + "\n")
         log.warning("%d input(s) could not be read; listed in %s", len(failed), output / "failed.txt")

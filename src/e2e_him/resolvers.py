@@ -36,7 +36,8 @@ def mode_for(metric: str) -> str:
             return mode
     return (
         "min"
-        if metric.split("/")[-1].split("_")[0] in ("SAD", "MSE", "MAD", "Grad", "Conn", "loss")
+        if metric.split("/")[-1].split("_")[0]
+        in ("SAD", "MSE", "MAD", "Grad", "Conn", "EMSE", "EMAD", "loss")
         else "max"
     )
 

@@ -80,7 +80,9 @@ def read_run(path: Path) -> Run:
     metrics = None
     if metrics_file.is_file():
         try:
-            metrics = {k: float(v) for k, v in json.loads(metrics_file.read_text()).items()}
+            # a diverged run writes NaN as null: keep it as NaN rather than failing the whole table
+            values = json.loads(metrics_file.read_text()).items()
+            metrics = {k: float("nan") if v is None else float(v) for k, v in values}
         except (ValueError, TypeError, AttributeError) as err:
             raise ValueError(f"{metrics_file}: not a JSON object of numbers ({err})") from err
     experiment = str(config.get("experiment_name") or path.name)

@@ -78,8 +78,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     last = output_dir / "checkpoints" / "last.ckpt"
     metrics: dict[str, float] = {}
     if cfg.get("test", True):
-        test_ckpt = best or (str(last) if last.is_file() else None)
-        if not cfg.get("train", True) and test_ckpt is None:
+        if cfg.get("train", True):
+            test_ckpt = best or (str(last) if last.is_file() else None)
+        else:  # `train=false`: the given checkpoint, or the freshly initialised model (ckpt_path=null)
             test_ckpt = ckpt_path
         trainer.test(model=model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=False)
         metrics = flat_metrics(trainer.callback_metrics, "test/")

@@ -7,6 +7,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from e2e_him import CONF_DIR
@@ -38,18 +39,19 @@ def test_every_group_option_composes(group: str, option: str, tmp_path: Path):
     key = "hydra" if group == "hydra" else group
     cfg = compose_config("train", [f"{key}={option}"], output_dir=tmp_path)
     # every interpolation resolves (a typo in `${...}` fails here)
-    from omegaconf import OmegaConf
-
     OmegaConf.to_container(cfg, resolve=True)
     assert cfg.paths.output_dir == str(tmp_path)
 
 
 @pytest.mark.parametrize("config_name", ["eval", "predict"])
 def test_the_other_apps_compose(config_name: str, tmp_path: Path):
-    cfg = compose_config(
-        config_name, ["ckpt_path=x.ckpt", "input=y"] if config_name == "predict" else [], tmp_path
-    )
-    assert cfg.task_name == config_name
+    overrides = ["ckpt_path=x.ckpt", "input=y"] if config_name == "predict" else ["data=synthetic"]
+    cfg = compose_config(config_name, overrides, tmp_path)
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    assert plain["task_name"] == config_name
+    if config_name == "eval":
+        assert plain["data"]["max_instances"] is None  # no model: evaluation keeps every person
+        assert compose_config("eval", [], tmp_path).get("data") is None  # null: the checkpoint's data
 
 
 def test_quickstart_instantiates(tmp_path: Path):
@@ -111,7 +113,8 @@ def test_p3m_monitors_a_matting_error(tmp_path: Path):
     assert list(cfg.model.metrics) == ["human"]
     assert (cfg.callbacks.model_checkpoint.monitor, cfg.callbacks.model_checkpoint.mode) == ("val/MSE", "min")
     assert monitor_for(["instance"]) == "val/REC_0.5" and mode_for("val/REC_0.5") == "max"
-    assert mode_for("val/SAD") == "min"
+    assert mode_for("val/SAD") == "min" and mode_for("val/EMSE_0.5") == "min"
+    assert mode_for("val/EMAD_0.75") == "min" and mode_for("val/ACC_0.75") == "max"
     with pytest.raises(ValueError, match="no metric to monitor"):
         monitor_for([])
 
@@ -138,3 +141,21 @@ def test_misspelt_key_in_a_config_file_fails_at_build_naming_node_and_key(tmp_pa
     cfg = compose_config("train", ["+data.crop_sise=[64,64]"], output_dir=tmp_path)
     with pytest.raises(ConfigError, match=r"'data'.*crop_sise"):
         build(cfg.data, "data")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_takes_a_training_step_on_synthetic_data(experiment: str, tmp_path: Path):
+    """`experiment=<name> debug=smoke`: the experiment's backbone and switches, tiny widths, one step."""
+    import torch
+
+    cfg = compose_config("train", [f"experiment={experiment}", "debug=smoke"], output_dir=tmp_path)
+    torch.manual_seed(0)
+    module, datamodule = build(cfg.model, "model"), build(cfg.data, "data")
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    losses = module.criterion(module(batch["image"]), batch)
+    losses["loss"].backward()
+    assert torch.isfinite(losses["loss"])
+    grads = [p.grad for p in module.net.backbone.parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads), "no gradient reached the backbone"

@@ -88,13 +88,8 @@ def test_checkpoint_loads_back_with_its_config(trained_run: Path):
     assert not module.training
 
 
-def test_eval_scores_a_checkpoint(trained_run: Path, tmp_path: Path):
-    proc = run_app(
-        "eval",
-        f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}",
-        "data=synthetic_tiny",
-        f"run_dir={tmp_path}",
-    )
+def test_eval_scores_a_checkpoint_on_its_own_data_by_default(trained_run: Path, tmp_path: Path):
+    proc = run_app("eval", f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}", f"run_dir={tmp_path}")
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert METRIC_KEYS <= set(metrics)
     rows = (tmp_path / "per_image.csv").read_text().strip().splitlines()
@@ -197,11 +192,43 @@ def test_predict_video_keeps_track_ids(trained_run: Path, demo_dir: Path, tmp_pa
     assert (out / "video_test2_overlay.mp4").stat().st_size > 1000
 
 
+def test_predict_folder_with_videos_and_clashing_names(trained_run: Path, tmp_path: Path):
+    import imageio.v2 as imageio
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    with imageio.get_writer(str(folder / "clip.mp4"), fps=5, codec="libx264", macro_block_size=1) as writer:
+        for _ in range(3):
+            writer.append_data(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(folder / "clip.jpg")
+    (folder / "broken.mp4").write_bytes(b"\x00" * 100)
+    (folder / ".hidden.mp4").write_bytes(b"\x00")
+    out = tmp_path / "out"
+    run_app(
+        "predict",
+        f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}",
+        f"input={folder}",
+        f"output={out}",
+        "score_threshold=0.0",
+        "min_area=0",
+        f"run_dir={tmp_path / 'run'}",
+    )
+    assert Image.open(next((out / "clip_jpg").glob("*.png"))).size == (40, 30)
+    frames = sorted(p.name for p in (out / "clip_mp4").iterdir())
+    assert frames == ["000000", "000001", "000002"]
+    assert Image.open(next((out / "clip_mp4" / "000000").glob("*.png"))).size == (64, 48)
+    assert (out / "clip_mp4_overlay.mp4").is_file()
+    failed = (out / "failed.txt").read_text()
+    assert "broken.mp4" in failed and "hidden" not in failed
+
+
 def test_fast_dev_run_trains_and_tests_without_writing_checkpoints(tmp_path: Path):
     run_app("train", "debug=fdr", "data=synthetic_tiny", "trainer=cpu", f"run_dir={tmp_path}",
             "model=e2e_him", "experiment=quickstart", "picture_images=0")  # fmt: skip
     assert not (tmp_path / "checkpoints").exists()
     assert json.loads((tmp_path / "summary.json").read_text())["best_checkpoint"] is None
+    assert METRIC_KEYS <= set(json.loads((tmp_path / "metrics.json").read_text()))  # the test stage ran
 
 
 def test_a_config_mistake_fails_before_training_and_names_it(tmp_path: Path):

@@ -108,3 +108,16 @@ def test_epoch_sampler_resumes_mid_epoch(shuffle: bool):
     assert [i for i, _ in sampler] == full  # the skip applies once
     sampler.resume_at(1, 4)  # a resume point of another epoch does not apply
     assert [i for i, _ in sampler] == full
+
+
+def test_epoch_sampler_shards_across_ranks_and_resumes_each():
+    shards = [EpochSampler(10, seed=1, rank=r, world_size=3) for r in range(3)]
+    for s in shards:
+        s.set_epoch(4)
+    parts = [[i for i, _ in s] for s in shards]
+    assert all(len(p) == len(s) == 4 for p, s in zip(parts, shards))  # 10 padded to 12
+    assert sorted(set(parts[0] + parts[1] + parts[2])) == list(range(10))
+    shards[1].resume_at(4, 2)
+    assert [i for i, _ in shards[1]] == parts[1][2:]
+    with pytest.raises(ValueError, match="rank"):
+        EpochSampler(10, rank=2, world_size=2)

@@ -95,6 +95,9 @@ def test_errors_name_the_problem(tmp_path: Path):
     fake_run(tmp_path, "x", "quickstart", _net(), _metrics(0.1))
     with pytest.raises(ValueError, match="--table"):
         detect_table(collect_runs(tmp_path))
+    (tmp_path / "x" / "metrics.json").write_text('{"REC_0.75": null, "ACC_0.75": 0.5}')  # a diverged run
+    run = collect_runs(tmp_path)[0]
+    assert run.metrics["REC_0.75"] != run.metrics["REC_0.75"] and run.metrics["ACC_0.75"] == 0.5  # NaN kept
     (tmp_path / "x" / "metrics.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match=r"metrics\.json"):
         collect_runs(tmp_path)

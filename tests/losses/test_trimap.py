@@ -84,3 +84,14 @@ def test_cpu_dilation_equals_a_square_max_pool(kernel: int):
     )
     assert torch.equal(trimap._dilate_pool(mask, kernel), square)  # the path other devices take
     assert trimap._dilate(torch.zeros(0, 4, 4, dtype=torch.bool), kernel).shape == (0, 4, 4)
+
+
+def test_argmax_masks_equal_argmax_including_ties():
+    from e2e_him.data.trimap import trimap_argmax_masks
+
+    logits = torch.randint(-2, 3, (500, 3)).float()  # many ties
+    unknown, foreground = trimap_argmax_masks(logits, dim=1)
+    assert torch.equal(unknown, logits.argmax(1) == UNKNOWN)
+    assert torch.equal(foreground, logits.argmax(1) == FOREGROUND)
+    unknown, _ = trimap_argmax_masks(logits.T.reshape(3, 50, 10), dim=0)
+    assert torch.equal(unknown, (logits.argmax(1) == UNKNOWN).reshape(50, 10))

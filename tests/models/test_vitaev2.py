@@ -137,7 +137,7 @@ def test_pretrained_classifier_checkpoint_skips_mismatched_shapes(tmp_path: Path
     # the 3-channel stride-4 first RC cannot fill the 128-channel stride-1 one; the head is unexpected
     assert "shape mismatch" in text and "layers.0.rc.prm.convs.0.0.weight" in text
     assert "unexpected" in text and "head.weight" in text
-    assert "missing" in text and "norms.0.weight" in text
+    assert "missing" in text and "norms.1.weight" in text
 
 
 def test_pretrained_nothing_matched_raises(tmp_path: Path):
@@ -152,3 +152,11 @@ def test_config_builds_the_backbone():
     backbone = instantiate(cfg)
     assert isinstance(backbone, ViTAEv2Backbone)
     assert backbone.channels == [64, 128, 256, 512]
+
+
+def test_no_norm_on_the_unused_stride_4_output():
+    backbone = _small_backbone()
+    assert isinstance(backbone.norms[0], torch.nn.Identity)
+    assert all(isinstance(n, torch.nn.LayerNorm) for n in backbone.norms[1:])
+    every = ViTAEv2Backbone(in_channels=8, variant="s", out_norm_levels=(0, 1, 2, 3))
+    assert isinstance(every.norms[0], torch.nn.LayerNorm)

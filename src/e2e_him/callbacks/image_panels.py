@@ -22,13 +22,13 @@ class ValImagePanels(L.Callback):
     and each guidance head's features (PCA colours) and spatial attention.
 
     The panels go to every WandbLogger as images (`val/panel_<batch>`, one slider step per validation) and,
-    as PNGs, to `<dirpath>/epoch<E>_batch<B>.png` so that runs without wandb can be looked at too.
+    as PNGs, to `<dirpath>/epoch<E>_step<S>_batch<B>.png` so that runs without wandb can be looked at too.
 
     Args:
         dirpath: folder of the PNGs (null: no files, wandb only).
         max_batches: validation batches drawn per validation run (null: all of them).
         images_per_batch: images of each batch stacked in its panel.
-        max_side: panels wider than this many pixels per tile are scaled down.
+        max_side: panels whose tiles are taller than this many pixels are scaled down.
     """
 
     def __init__(
@@ -82,5 +82,6 @@ class ValImagePanels(L.Callback):
                 logger.log_image(key=f"val/panel_{batch_idx}", images=[panel], caption=[caption])
         if self.dirpath is not None:
             self.dirpath.mkdir(parents=True, exist_ok=True)
-            path = self.dirpath / f"epoch{trainer.current_epoch:03d}_batch{batch_idx:02d}.png"
+            name = f"epoch{trainer.current_epoch:03d}_step{trainer.global_step:06d}_batch{batch_idx:02d}.png"
+            path = self.dirpath / name
             Image.fromarray(panel).save(path)

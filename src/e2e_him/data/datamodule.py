@@ -67,7 +67,7 @@ class HIMDataModule(LightningDataModule):
         trimap_kernel_eval: trimap kernel size for evaluation targets.
         min_visible_pixels, min_visible_fraction: less visible people (after compositing or cropping) are
             dropped.
-        max_instances: most people per image (the model's query count, `${model.net.num_queries}`).
+        max_instances: most people per training image (the model's query count); evaluation splits keep all.
         on_too_many: "error" or "truncate" (keep the largest people, with a warning naming the image).
         on_bad_file: "error" (one error listing every problem) or "skip" (leave them out, listed in a file).
         skip_list_path: the file listing skipped files; None = `skipped_files.txt` in the trainer's log dir
@@ -178,12 +178,13 @@ class HIMDataModule(LightningDataModule):
         if source is None:
             return None
         desc = f"{split} data ({getattr(source, 'desc', type(source).__name__)})"
+        # the query count limits what a model can learn from, not what it is scored on: evaluation keeps
+        # every ground-truth person (a missed one counts against recall)
+        limit = self.max_instances if train else None
         if len(source) == 0 and not hasattr(source, "entries"):
             raise ValueError(f"{desc}: the source is empty")
         if hasattr(source, "entries"):
-            report = check_source(
-                source, max_instances=self.max_instances, workers=self.check_workers, desc=desc
-            )
+            report = check_source(source, max_instances=limit, workers=self.check_workers, desc=desc)
             log_needed = bool(report.problems) and (
                 self.on_bad_file == "skip" or len(report.problems) > MAX_LISTED
             )
@@ -192,7 +193,7 @@ class HIMDataModule(LightningDataModule):
                 report,
                 on_bad_file=self.on_bad_file,
                 on_too_many=self.on_too_many,
-                max_instances=self.max_instances,
+                max_instances=limit,
                 skip_log=self.skip_log() if log_needed and self._rank_zero() else None,
                 desc=desc,
                 tag=f"[{split}] ",
@@ -219,7 +220,7 @@ class HIMDataModule(LightningDataModule):
             composite_scale=self.composite_scale,
             min_visible_pixels=self.min_visible_pixels,
             min_visible_fraction=self.min_visible_fraction,
-            max_instances=self.max_instances,
+            max_instances=limit,
             on_too_many=self.on_too_many,
             on_bad_file=self.on_bad_file,
             skip_log_path=str(self.skip_log().path) if self.on_bad_file == "skip" else None,
@@ -245,9 +246,10 @@ class HIMDataModule(LightningDataModule):
         skipped when `configure_optimizers` asks for `estimated_stepping_batches`, as ours does).
         """
         trainer = getattr(self, "trainer", None)
-        if trainer is None or not trainer.training:
+        if trainer is None or trainer.state.fn != "fit":
             return {}
         batches = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        # per rank: each rank's sampler skips its own share (EpochSampler shards the order itself)
         return {"epoch": int(trainer.current_epoch), "samples_done": int(batches * self.batch_size)}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
@@ -277,7 +279,11 @@ class HIMDataModule(LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if self.train_dataset is None:
             raise RuntimeError("HIMDataModule: no training data (give `train`, and call setup('fit'))")
-        sampler = EpochSampler(len(self.train_dataset), shuffle=True, seed=self.seed)
+        trainer = getattr(self, "trainer", None)
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        sampler = EpochSampler(
+            len(self.train_dataset), shuffle=True, seed=self.seed, rank=rank, world_size=world
+        )
         if self._resume_at is not None:
             sampler.resume_at(*self._resume_at)
             self._resume_at = None

@@ -28,14 +28,22 @@ LOAD_ERRORS = (ImageReadError, BadSampleError, OSError)
 class EpochSampler(Sampler):
     """Yields (index, epoch) pairs, shuffled by (seed, epoch) when `shuffle`; Lightning calls `set_epoch`.
 
-    `resume_at(epoch, start)` makes the next pass over `epoch` begin at position `start` of that epoch's
-    order, so that a run resumed mid-epoch sees exactly the samples the interrupted run had not seen yet.
+    With `world_size` > 1 (DDP; set `use_distributed_sampler: false`) each rank takes every `world_size`-th
+    sample of the epoch's order, starting at `rank`, the order being padded by wrapping around to a multiple
+    of `world_size`. `resume_at(epoch, start)` makes the next pass over `epoch` begin at position `start` of
+    this rank's share, so that a run resumed mid-epoch sees exactly the samples the interrupted run had not
+    seen yet.
     """
 
-    def __init__(self, num_samples: int, shuffle: bool = True, seed: int = 0):
+    def __init__(
+        self, num_samples: int, shuffle: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1
+    ):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"EpochSampler: rank {rank} is not in [0, world_size={world_size})")
         self.num_samples = int(num_samples)
         self.shuffle = shuffle
         self.seed = int(seed)
+        self.rank, self.world_size = int(rank), int(world_size)
         self.epoch = 0
         self._resume: tuple[int, int] | None = None
 
@@ -53,13 +61,15 @@ class EpochSampler(Sampler):
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         order = self.order(self.epoch)
+        if self.world_size > 1:
+            order = np.resize(order, len(self) * self.world_size)[self.rank :: self.world_size]
         if self._resume is not None and self._resume[0] == self.epoch:
             order = order[self._resume[1] :]
         self._resume = None
         return iter([(int(i), self.epoch) for i in order])
 
     def __len__(self) -> int:
-        return self.num_samples
+        return -(-self.num_samples // self.world_size)
 
 
 def worker_init_fn(worker_id: int) -> None:

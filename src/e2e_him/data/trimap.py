@@ -14,7 +14,7 @@ _EPS = 1.0 / 512.0  # half an 8-bit step: alpha below is 0, above 1 - _EPS is 1
 def _dilate(mask: torch.Tensor, kernel_size: int) -> torch.Tensor:
     """Binary dilation of (..., H, W) bool masks with a square kernel of odd size.
 
-    On the CPU (the data pipeline) OpenCV's dilation costs O(1) per pixel whatever the kernel; elsewhere two 1-D
+    On the CPU (the data pipeline) OpenCV dilation costs O(1) per pixel whatever the kernel; elsewhere two 1-D
     max-pools (a row pass, then a column pass) give the same result at O(k) per pixel.
     """
     if kernel_size <= 1 or mask.numel() == 0:
@@ -59,3 +59,10 @@ def trimap_from_alpha(alpha: torch.Tensor, kernel_size: int) -> torch.Tensor:
     trimap[reach] = UNKNOWN
     trimap[fg_core] = FOREGROUND
     return trimap
+
+
+def trimap_argmax_masks(logits: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(argmax == unknown, argmax == foreground) of 3-class trimap logits along `dim`, ties going to the lower
+    class as `argmax` does. Elementwise comparisons: an argmax over a strided 3-long axis is slow on CPU."""
+    bg, unknown, fg = logits.unbind(dim)
+    return (unknown > bg) & (unknown >= fg), (fg > bg) & (fg > unknown)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import sigmoid_focal_loss
 
-BACKGROUND, UNKNOWN, FOREGROUND = 0, 1, 2  # trimap classes (e2e_him.data.trimap)
+from e2e_him.data.trimap import UNKNOWN, trimap_argmax_masks
 
 
 # ----------------------------------------------------------------------------------------------- focal BCE
@@ -184,7 +184,8 @@ def downsample_trimaps(trimaps: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 def predicted_unknown(trimap_logits: Tensor, size: tuple[int, int]) -> Tensor:
-    """Predicted unknown region U_pred (Eq. 8, 18): argmax of the trimap logits == unknown, nearest-upsampled.
+    """Predicted unknown region U_pred (Eq. 8, 18): where the trimap logits, bilinearly upsampled to full
+    resolution, have their maximum at "unknown" (the same region `fuse_alpha` uses at inference).
 
     Args:
         trimap_logits: (M, 3, h, w) logits T_pred.
@@ -193,10 +194,10 @@ def predicted_unknown(trimap_logits: Tensor, size: tuple[int, int]) -> Tensor:
     Returns:
         (M, H, W) bool, without gradient.
     """
-    unknown = (trimap_logits.detach().argmax(1) == UNKNOWN).unsqueeze(1).float()  # (M, 1, h, w)
-    if unknown.shape[0] == 0:
-        return unknown.new_zeros((0, *size), dtype=torch.bool)
-    return F.interpolate(unknown, size=size, mode="nearest").squeeze(1) > 0.5
+    if trimap_logits.shape[0] == 0:
+        return torch.zeros((0, *size), dtype=torch.bool, device=trimap_logits.device)
+    logits = F.interpolate(trimap_logits.detach(), size=size, mode="bilinear")  # (M, 3, H, W)
+    return trimap_argmax_masks(logits, dim=1)[0]
 
 
 # -------------------------------------------------------------------------------------------------- alpha

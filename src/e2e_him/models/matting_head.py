@@ -8,12 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from e2e_him.data.trimap import trimap_argmax_masks
 from e2e_him.models.dynamic import KernelMLP, dynamic_conv1x1
 from e2e_him.models.fusion import UNetFusion
 from e2e_him.models.layers import ConvGNAct
 from e2e_him.models.refiner import Refiner
-
-UNKNOWN, FOREGROUND = 1, 2  # trimap classes: 0 background, 1 unknown, 2 foreground
 
 
 def fuse_alpha(alpha_pred: torch.Tensor, trimap_logits: torch.Tensor) -> torch.Tensor:
@@ -33,9 +32,9 @@ def fuse_alpha(alpha_pred: torch.Tensor, trimap_logits: torch.Tensor) -> torch.T
     size = alpha_pred.shape[-2:]
     with torch.no_grad():  # the regions are piecewise constant: no gradient flows through the argmax
         logits = F.interpolate(trimap_logits.reshape(b, n * k, h, w), size=size, mode="bilinear")
-        trimap = logits.view(b, n, k, *size).argmax(dim=2)  # (B, N, H, W)
-        unknown = (trimap == UNKNOWN).to(alpha_pred.dtype)
-        foreground = (trimap == FOREGROUND).to(alpha_pred.dtype)
+        is_unknown, is_foreground = trimap_argmax_masks(logits.view(b, n, k, *size), dim=2)  # (B, N, H, W)
+        unknown = is_unknown.to(alpha_pred.dtype)
+        foreground = is_foreground.to(alpha_pred.dtype)
     return alpha_pred * unknown + foreground
 
 
