@@ -21,9 +21,10 @@ def _first_set(*values):
 MONITORS = {"imq": ("val/IMQ_mse", "max"), "instance": ("val/REC_0.5", "max"), "human": ("val/MSE", "min")}
 
 
-def monitor_for(kinds) -> str:
-    """`${e2e_him_monitor:${model.metrics}}`: the metric that picks the best checkpoint for these kinds."""
-    for kind in ("imq", "instance", "human"):
+def monitor_for(kinds, prefer: str | None = None) -> str:
+    """`${e2e_him_monitor:${model.metrics}}`: the metric that picks the best checkpoint for these kinds;
+    `${e2e_him_monitor:${model.metrics},instance}` prefers a kind when the metrics include it."""
+    for kind in ([prefer] if prefer else []) + ["imq", "instance", "human"]:
         if kind in list(kinds):
             return MONITORS[kind][0]
     raise ValueError(f"no metric to monitor among {list(kinds)}; choose from {list(MONITORS)}")

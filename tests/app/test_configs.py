@@ -66,7 +66,7 @@ def test_quickstart_instantiates(tmp_path: Path):
     assert isinstance(trainer, L.Trainer) and trainer.max_epochs == cfg.trainer.max_epochs
     assert {type(lg).__name__ for lg in loggers} == {"CSVLogger", "WandbLogger"}
     assert module.net.num_queries == cfg.model.net.num_queries == datamodule.max_instances
-    assert cfg.callbacks.model_checkpoint.monitor == "val/IMQ_mse"
+    assert cfg.callbacks.model_checkpoint.monitor == "val/REC_0.5"
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -115,6 +115,11 @@ def test_p3m_monitors_a_matting_error(tmp_path: Path):
     assert monitor_for(["instance"]) == "val/REC_0.5" and mode_for("val/REC_0.5") == "max"
     assert mode_for("val/SAD") == "min" and mode_for("val/EMSE_0.5") == "min"
     assert mode_for("val/EMAD_0.75") == "min" and mode_for("val/ACC_0.75") == "max"
+    assert monitor_for(["imq", "instance"]) == "val/IMQ_mse"
+    assert monitor_for(["imq", "instance"], "instance") == monitor_for(["instance"])
+    assert monitor_for(["human"], "instance") == "val/MSE"
+    cfg = compose_config("train", ["experiment=quickstart", "data=p3m"], output_dir=tmp_path)
+    assert cfg.callbacks.model_checkpoint.monitor == "val/MSE"
     with pytest.raises(ValueError, match="no metric to monitor"):
         monitor_for([])
 

@@ -235,3 +235,35 @@ def test_a_config_mistake_fails_before_training_and_names_it(tmp_path: Path):
     proc = run_app("train", "debug=smoke", "model.net.hiden_dim=8", f"run_dir={tmp_path}", check=False)
     assert proc.returncode != 0 and "hiden_dim" in proc.stderr
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_eval_scores_a_prediction_folder_without_a_model(coco_persons: Path, tmp_path: Path):
+    """`pred_dir=`: the ground truth scored as a prediction is perfect; one person removed lowers recall."""
+    import shutil
+
+    pred = tmp_path / "pred"
+    shutil.copytree(coco_persons / "alphas", pred)
+    run_app(
+        "eval",
+        f"pred_dir={pred}",
+        "data=instance_folder",
+        f"data.root={coco_persons}",
+        f"run_dir={tmp_path / 'a'}",
+    )
+    perfect = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert perfect["REC_0.5"] == perfect["ACC_0.5"] == 1.0 and perfect["EMAD_0.5"] == 0.0
+    first = sorted(pred.iterdir())[0]
+    people = sorted(first.glob("*.png"))
+    people[-1].unlink()
+    run_app(
+        "eval",
+        f"pred_dir={pred}",
+        "data=instance_folder",
+        f"data.root={coco_persons}",
+        f"run_dir={tmp_path / 'b'}",
+    )
+    missing = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    total = sum(len(list(d.glob("*.png"))) for d in (coco_persons / "alphas").iterdir())
+    assert missing["REC_0.5"] == pytest.approx((total - 1) / total) and missing["ACC_0.5"] == 1.0
+    rows = (tmp_path / "b" / "per_image.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4
