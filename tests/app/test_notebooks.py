@@ -27,7 +27,7 @@ def test_notebook_is_stored_without_outputs(path: Path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes(path: Path, tmp_path: Path, monkeypatch):
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # figures as outputs
     monkeypatch.setenv("E2E_HIM_DATA_OVERRIDES", "data=synthetic_tiny")
     monkeypatch.delenv("E2E_HIM_CKPT", raising=False)
     book = nbformat.read(path, as_version=4)

@@ -51,6 +51,7 @@ def _fit(run_dir: Path, max_steps: int, stop_after: int | None = None, ckpt_path
             "callbacks.step_checkpoint.every_n_train_steps=2",
             "callbacks.val_image_panels.dirpath=null",
             "~callbacks.model_summary",
+            "~callbacks.lr_monitor",  # no logger here
         ],
         output_dir=run_dir,
     )
