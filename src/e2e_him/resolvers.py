@@ -6,7 +6,20 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+
+def find_root(source: Path | None = None, cwd: Path | None = None) -> Path:
+    """The repository folder that holds `conf/`: the source checkout this package runs from (`pip install
+    -e .`, as `make setup` does), else the working directory (a clone, next to a non-editable install). When
+    neither has `conf/train.yaml`, the source folder: Hydra's error then names the folder it did not find."""
+    source = Path(__file__).resolve().parents[2] if source is None else source
+    cwd = Path.cwd() if cwd is None else cwd
+    for candidate in (source, cwd):
+        if (candidate / "conf" / "train.yaml").is_file():
+            return candidate
+    return source
+
+
+REPO_ROOT = find_root()
 
 
 def _first_set(*values):

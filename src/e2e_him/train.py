@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from e2e_him import CONF_DIR
 from e2e_him.metrics.report import write_report
+from e2e_him.utils.checkpoint import config_changes, stored_config
 from e2e_him.utils.instantiate import ConfigError, build, build_dict, build_loggers, plain_config
 from e2e_him.utils.pictures import save_val_predictions
 
@@ -37,6 +38,22 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
     if not Path(ckpt_path).is_file():
         raise ConfigError(f"ckpt_path={ckpt_path}: file not found")
     return str(ckpt_path)
+
+
+def warn_config_changes(ckpt_path: str, current: dict[str, Any], shown: int = 20) -> list[str]:
+    """Log a warning that lists what differs between the checkpoint's run config and this run's (which wins);
+    returns the differences."""
+    stored = stored_config(ckpt_path)
+    if stored is None:
+        return []
+    changes = config_changes(stored, current)
+    if changes:
+        more = f"\n  ... and {len(changes) - shown} more" if len(changes) > shown else ""
+        log.warning(
+            "%s was written with another config; this run goes on with its own values (%d changed):\n  %s%s",
+            ckpt_path, len(changes), "\n  ".join(changes[:shown]), more,
+        )  # fmt: skip
+    return changes
 
 
 def flat_metrics(callback_metrics: dict[str, Any], prefix: str) -> dict[str, float]:
@@ -67,6 +84,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     for logger in loggers:
         logger.log_hyperparams(plain_config(cfg))
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
+    if ckpt_path is not None and cfg.get("train", True):
+        warn_config_changes(ckpt_path, model.run_config)
 
     start = time.time()
     if cfg.get("train", True):

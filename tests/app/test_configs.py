@@ -13,7 +13,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 from e2e_him import CONF_DIR
 from e2e_him.data.datamodule import HIMDataModule
 from e2e_him.models.module import E2EHIMModule
-from e2e_him.resolvers import mode_for, monitor_for
+from e2e_him.resolvers import find_root, mode_for, monitor_for
 from e2e_him.utils.config import compose_config
 from e2e_him.utils.instantiate import ConfigError, build, build_dict, build_loggers
 
@@ -164,3 +164,16 @@ def test_every_experiment_takes_a_training_step_on_synthetic_data(experiment: st
     assert torch.isfinite(losses["loss"])
     grads = [p.grad for p in module.net.backbone.parameters() if p.requires_grad]
     assert any(g is not None and g.abs().sum() > 0 for g in grads), "no gradient reached the backbone"
+
+
+def test_find_root_prefers_the_checkout_then_the_working_directory(tmp_path: Path):
+    checkout, clone, empty = tmp_path / "checkout", tmp_path / "clone", tmp_path / "empty"
+    for root in (checkout, clone):
+        (root / "conf").mkdir(parents=True)
+        (root / "conf" / "train.yaml").write_text("{}")
+    empty.mkdir()
+    assert find_root(source=checkout, cwd=clone) == checkout
+    # a non-editable install: the package sits in site-packages, the configs in the clone we run from
+    assert find_root(source=empty, cwd=clone) == clone
+    assert find_root(source=empty, cwd=empty) == empty
+    assert (find_root() / "conf" / "train.yaml").is_file()  # this repository

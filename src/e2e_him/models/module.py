@@ -158,4 +158,6 @@ class E2EHIMModule(L.LightningModule):
             checkpoint["e2e_him_config"] = self.run_config
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.run_config = checkpoint.get("e2e_him_config", self.run_config)
+        # a run that resumes or fine-tunes keeps its own config (train.py warns about what changed)
+        if self.run_config is None:
+            self.run_config = checkpoint.get("e2e_him_config")

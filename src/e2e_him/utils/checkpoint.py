@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +49,36 @@ def load_module(path: str | Path, map_location: str | torch.device = "cpu"):
         )
     module.run_config = config
     return module.eval().to(map_location)
+
+
+def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """`{"model.optimizer.lr": 1e-3, ...}`: the leaves of a plain config tree by dotted key."""
+    if isinstance(tree, Mapping) and tree:
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out.update(_leaves(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: tree}
+
+
+def config_changes(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """`key: stored -> current` for every leaf that differs between two plain config trees (sorted)."""
+    old, new = _leaves(stored), _leaves(current)
+    missing = object()
+    changes = []
+    for key in sorted(old.keys() | new.keys()):
+        a, b = old.get(key, missing), new.get(key, missing)
+        if a != b:
+            show = ["(absent)" if v is missing else repr(v) for v in (a, b)]
+            changes.append(f"{key}: {show[0]} -> {show[1]}")
+    return changes
+
+
+def stored_config(path: str | Path) -> dict[str, Any] | None:
+    """The run config inside a checkpoint of `e2e_him.train` (None if it has none), without loading the
+    tensors into memory."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({err})") from err
+    return ckpt.get("e2e_him_config") if isinstance(ckpt, Mapping) else None
