@@ -26,7 +26,7 @@ def test_a_few_steps_on_one_batch_lower_the_loss(tmp_path: Path):
         optimizer.zero_grad()
         losses["loss"].backward()
         optimizer.step()
-        history.append({k: float(v) for k, v in losses.items()})
+        history.append({k: float(v.detach()) for k, v in losses.items()})
     first, last = history[0], history[-1]
     assert all(torch.isfinite(torch.tensor(list(h.values()))).all() for h in history)
     assert last["loss"] < 0.6 * first["loss"], [round(h["loss"], 2) for h in history]
