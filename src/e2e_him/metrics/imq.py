@@ -27,6 +27,7 @@ from torchmetrics import Metric
 
 from e2e_him.metrics.errors import connectivity_error_map, gradient_error_map
 from e2e_him.metrics.matching import (
+    check_binarize_threshold,
     check_instance_inputs,
     check_thresholds,
     format_threshold,
@@ -132,9 +133,7 @@ class IMQMetric(Metric):
     ) -> None:
         super().__init__(**kwargs)
         self.iou_thresholds = check_thresholds(iou_thresholds)
-        if not 0.0 <= binarize_threshold < 1.0:
-            raise ValueError(f"binarize_threshold {binarize_threshold} must lie in [0, 1)")
-        self.binarize_threshold = float(binarize_threshold)
+        self.binarize_threshold = check_binarize_threshold(binarize_threshold)
         n = len(self.iou_thresholds)
         self.add_state("num_pred", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
         self.add_state("num_gt", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")

@@ -40,6 +40,13 @@ def check_thresholds(iou_thresholds: Sequence[float]) -> tuple[float, ...]:
     return ths
 
 
+def check_binarize_threshold(binarize_threshold: float) -> float:
+    """Validate the alpha level above which a matte counts as mask: a value in [0, 1)."""
+    if not 0.0 <= binarize_threshold < 1.0:
+        raise ValueError(f"binarize_threshold {binarize_threshold} must lie in [0, 1)")
+    return float(binarize_threshold)
+
+
 def check_instance_inputs(preds: Sequence[Tensor], targets: Sequence[Tensor]) -> None:
     """Check `update(preds, targets)`: equal-length lists of (K, H, W) tensors, sizes equal per image."""
     if len(preds) != len(targets):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -73,14 +74,26 @@ class Bottleneck(nn.Module):
 
 
 class MLP(nn.Module):
-    """`num_layers` linear layers with ReLU between them (DETR's MLP)."""
+    """`num_layers` linear layers with ReLU between them (DETR's MLP).
 
-    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int) -> None:
+    `make_layer(index, in_dim, out_dim)` builds each layer (`nn.Linear` by default; `StackedMLP` passes
+    stacked ones).
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden_dim: int,
+        out_dim: int,
+        num_layers: int,
+        make_layer: Callable[[int, int, int], nn.Module] | None = None,
+    ) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"an MLP needs at least one layer, got num_layers={num_layers}")
+        make_layer = make_layer or (lambda index, a, b: nn.Linear(a, b))
         dims = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
+        self.layers = nn.ModuleList(make_layer(i, a, b) for i, (a, b) in enumerate(itertools.pairwise(dims)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for i, layer in enumerate(self.layers):
@@ -119,22 +132,14 @@ class StackedLinear(nn.Module):
         return y + self.bias.view(self.weight.shape[0], 1, -1)
 
 
-class StackedMLP(nn.Module):
+class StackedMLP(MLP):
     """`num_stacks` independent MLPs reading the same input: (B, N, in) -> (B, S, N, out), no loop over S."""
 
     def __init__(self, num_stacks: int, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int) -> None:
-        super().__init__()
-        if num_layers < 1:
-            raise ValueError(f"an MLP needs at least one layer, got num_layers={num_layers}")
-        dims = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
-        self.layers = nn.ModuleList(
-            StackedLinear(num_stacks, a, b, shared_input=i == 0)
-            for i, (a, b) in enumerate(itertools.pairwise(dims))
+        super().__init__(
+            in_dim,
+            hidden_dim,
+            out_dim,
+            num_layers,
+            make_layer=lambda index, a, b: StackedLinear(num_stacks, a, b, shared_input=index == 0),
         )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < len(self.layers) - 1:
-                x = torch.relu(x)
-        return x
