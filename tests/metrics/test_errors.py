@@ -115,3 +115,31 @@ def test_connectivity_8bit_values_meet_their_threshold():
 def test_connectivity_rejects_bad_step():
     with pytest.raises(ValueError, match="step"):
         connectivity_error_map(np.zeros((2, 2)), np.zeros((2, 2)), step=0.3)
+
+
+@pytest.mark.parametrize("where", ["inside", "border", "empty"])
+def test_grad_conn_sums_on_the_bounding_box_equal_the_whole_image(where):
+    from e2e_him.metrics.errors import grad_conn_sums
+
+    rng = np.random.default_rng(3)
+    gt = np.zeros((60, 80), np.float32)
+    pred = np.zeros_like(gt)
+    if where != "empty":
+        r0, c0 = (20, 30) if where == "inside" else (0, 55)  # "border": touches the top and right edges
+        gt[r0 : r0 + 25, c0 : c0 + 25] = np.round(rng.random((25, 25)) * 255) / 255
+        pred[r0 + 2 : r0 + 25, c0 : c0 + 22] = np.round(rng.random((23, 22)) * 255) / 255
+    out = grad_conn_sums(pred, gt, 0.0)
+    union = (pred > 0) | (gt > 0)
+    assert out["grad"] == pytest.approx(gradient_error_map(pred, gt).sum(), rel=1e-10, abs=1e-12)
+    assert out["conn"] == pytest.approx(connectivity_error_map(pred, gt).sum(), rel=1e-12, abs=1e-12)
+    assert out["grad_union"] == pytest.approx(gradient_error_map(pred, gt)[union].sum(), rel=1e-10, abs=1e-12)
+    assert out["conn_union"] == pytest.approx(connectivity_error_map(pred, gt)[union].sum(), abs=1e-12)
+
+
+def test_largest_component_ties_go_to_the_first_in_raster_order():
+    mask = np.zeros((6, 6), dtype=bool)
+    mask[4:6, 0:2] = True  # 4 px, starts at row 4
+    mask[0:2, 4:6] = True  # 4 px, starts at row 0: first in raster order
+    mask[2, 2] = True
+    out = largest_component(mask)
+    assert out.sum() == 4 and out[0, 4] and not out[4, 0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from metric_scenes import rect
@@ -152,3 +153,60 @@ def test_mixed_precision_autocast_does_not_change_counts():
     ref = _score([preds], [gt])
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert _score([preds], [gt]) == ref
+
+
+def _strip(r0: int, r1: int, rows: int = 100, cols: int = 4) -> torch.Tensor:
+    m = torch.zeros(rows, cols)
+    m[r0:r1] = 1.0
+    return m
+
+
+def test_issue_counter_example_recall_is_maximal_per_threshold():
+    # P1 = rows 0-39, P2 = rows 40-69 of a 100-row strip; A = rows 0-59, B = rows 0-17.
+    # Hungarian on the summed IoU pairs A-P2 (0.29) and B-P1 (0.45): REC@0.5 would be 0. Matching per
+    # threshold finds A-P1 (IoU 40/60 = 0.67): N_0.5 = 1 -> REC = 1/2, ACC = 1/2; its error: rows 40-59
+    # wrong = 0.2 per px
+    gt = torch.stack([_strip(0, 40), _strip(40, 70)])
+    preds = torch.stack([_strip(0, 60), _strip(0, 18)])
+    out = _score([preds], [gt])
+    assert out["REC_0.5"] == 0.5 and out["ACC_0.5"] == 0.5
+    assert out["EMAD_0.5"] == pytest.approx(0.2) and out["EMSE_0.5"] == pytest.approx(0.2)
+    assert out["REC_0.75"] == 0.0  # no pair reaches 0.75
+    # the per-image report still shows the Hungarian pairs, and the per-threshold counts
+    from e2e_him.metrics import match_image
+
+    match = match_image(preds, gt)
+    assert sorted(zip(match.hungarian.pred_index.tolist(), match.hungarian.gt_index.tolist())) == [
+        (0, 1),
+        (1, 0),
+    ]
+    assert len(match.at(0.5)) == 1 and match.at(0.5).pred_index.tolist() == [0]
+
+
+def test_imq_keeps_instmatts_hungarian_rule_on_the_counter_example():
+    # InstMatt's script assigns once (Hungarian on 1 - IoU, masks alpha > 0) and thresholds afterwards: TP = 0
+    from e2e_him.metrics import IMQMetric
+
+    gt = torch.stack([_strip(0, 40), _strip(40, 70)])
+    preds = torch.stack([_strip(0, 60), _strip(0, 18)])
+    m = IMQMetric()
+    m.update([preds], [gt])
+    assert float(m.compute()["RQ"]) == 0.0
+
+
+def test_cpu_shortcuts_equal_the_dense_device_paths(monkeypatch):
+    # the CPU paths (bit-counted IoU, per-pair bounding boxes) against the dense ones that run on GPUs
+    from e2e_him.metrics import instance_matting, matching
+
+    gen = torch.Generator().manual_seed(4)
+    gt = (torch.rand(3, 40, 50, generator=gen) > 0.7).float()
+    preds = (gt * (0.5 + 0.5 * torch.rand(gt.shape, generator=gen)))[[2, 0, 1]]
+    p_idx, g_idx = np.array([0, 1, 2]), np.array([2, 0, 1])
+    for a, b in zip(
+        instance_matting._pair_errors_on_boxes(preds, gt, p_idx, g_idx),
+        instance_matting._pair_errors_dense(preds, gt, p_idx, g_idx),
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    fast = matching.mask_iou(preds > 0.5, gt > 0.5)
+    monkeypatch.delattr(np, "bitwise_count")  # numpy < 2: the matrix product
+    np.testing.assert_array_equal(matching.mask_iou(preds > 0.5, gt > 0.5).numpy(), fast.numpy())

@@ -71,7 +71,7 @@ def test_score_prediction_dir_missing_folder_wrong_size_and_report(tmp_path):
     assert (
         rows[0]["matched_0.75"] == 2
         and rows[0]["mean_iou"] == 1.0
-        and rows[0]["pair_ious"].startswith("0:1=")
+        and rows[0]["pair_ious"].startswith("00:01=")  # person 00 paired with prediction file 01
     )
 
     paths = write_report(tmp_path / "run", metrics, rows, title="tiny")
@@ -84,11 +84,15 @@ def test_score_prediction_dir_missing_folder_wrong_size_and_report(tmp_path):
         table = list(csv.DictReader(f))
     assert [r["name"] for r in table] == ["a", "b"] and table[1]["emad_0.5"] == ""
 
-    # a prediction of the wrong size is an error that names the file
+    # a prediction at another aspect ratio is skipped and listed (its person is missed); resize=error stops
     _write_folder(pred_dir / "b", np.zeros((1, 8, 9), dtype=np.float32))
+    with pytest.warns(UserWarning) as record:
+        metrics, rows = score_prediction_dir(pred_dir, ground_truth)
+    assert any("skipped or changed" in str(w.message) for w in record)
+    assert rows[1]["num_pred"] == 0 and rows[1]["problems"] == 1
     with pytest.raises(ValueError, match=r"b[/\\]00\.png"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        score_prediction_dir(pred_dir, ground_truth)
+        score_prediction_dir(pred_dir, ground_truth, resize="error")
     with pytest.raises(ValueError, match="unknown metrics"):
         score_prediction_dir(pred_dir, ground_truth, metrics=("sad",))
 

@@ -23,6 +23,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from e2e_him.metrics.errors import connectivity_error_map, gradient_error_map
+from e2e_him.metrics.precomputed import Precomputed
 
 HUMAN_KEYS = ("SAD", "MSE", "MAD", "Grad", "Conn")
 
@@ -80,8 +81,11 @@ class HumanMattingMetrics(Metric):
         self.add_state("sums", torch.zeros(len(self.keys), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("num_images", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
 
-    def update(self, preds: Sequence[Tensor], targets: Sequence[Tensor]) -> None:
-        """Accumulate a batch of images (one list entry per image)."""
+    def update(self, preds: Sequence[Tensor] | Precomputed, targets: Sequence[Tensor] = ()) -> None:
+        """Accumulate a batch of images (one list entry per image), or add `Precomputed` errors."""
+        if isinstance(preds, Precomputed):
+            self._add(preds.stats)
+            return
         if len(preds) != len(targets):
             raise ValueError(
                 f"got {len(preds)} predictions but {len(targets)} targets: one entry per image in both"
@@ -97,12 +101,16 @@ class HumanMattingMetrics(Metric):
                     f"image {i}: prediction size {tuple(p.shape[-2:])} differs from target {tuple(t.shape)}"
                 )
             pred = merge_people(p.detach()).cpu().numpy()
-            errors = human_matting_errors(pred, t.float().cpu().numpy(), self.grad_conn)
-            values = torch.tensor(
-                [errors[k] for k in self.keys], dtype=torch.float64, device=self.sums.device
-            )
-            self.sums += values
-            self.num_images += 1
+            self._add(human_matting_errors(pred, t.float().cpu().numpy(), self.grad_conn))
+
+    def accumulate(self, errors: dict[str, float]) -> None:
+        """Add one image's `human_matting_errors` (e.g. computed in a worker process), via `update`."""
+        self.update(Precomputed(errors))
+
+    def _add(self, errors: dict[str, float]) -> None:
+        values = torch.tensor([errors[k] for k in self.keys], dtype=torch.float64, device=self.sums.device)
+        self.sums += values
+        self.num_images += 1
 
     def compute(self) -> dict[str, Tensor]:
         """The mean of each per-image error (0 before any image)."""

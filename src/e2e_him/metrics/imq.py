@@ -17,7 +17,7 @@ denominator; we do not, so a perfect prediction scores exactly 1.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from e2e_him.metrics.errors import connectivity_error_map, gradient_error_map
+from e2e_him.metrics.errors import grad_conn_sums
 from e2e_him.metrics.matching import (
     check_binarize_threshold,
     check_instance_inputs,
@@ -33,18 +33,22 @@ from e2e_him.metrics.matching import (
     format_threshold,
     match_instances,
 )
+from e2e_him.metrics.precomputed import Precomputed
 
 ERROR_NAMES = ("mad", "mse", "grad", "conn")
 SIMILARITY_SCALE = 10.0  # s = 1 - min(10 * err, 1)
 
 
-def pair_similarities(pred: np.ndarray, gt: np.ndarray, binarize_threshold: float = 0.0) -> np.ndarray:
+def pair_similarities(
+    pred: np.ndarray, gt: np.ndarray, binarize_threshold: float = 0.0, sums: dict[str, float] | None = None
+) -> np.ndarray:
     """The four IMQ similarities of a matched pair: 1 - min(10 * err, 1), err averaged over the masks' union.
 
     Args:
         pred: (H, W) predicted matte in [0, 1].
         gt: (H, W) ground-truth matte in [0, 1].
         binarize_threshold: the union is {pred > threshold} | {gt > threshold} (InstMatt: 0).
+        sums: `grad_conn_sums(pred, gt, binarize_threshold)` when already computed.
 
     Returns:
         (4,) float64 similarities for MAD, MSE, Grad, Conn, each in [0, 1].
@@ -53,13 +57,15 @@ def pair_similarities(pred: np.ndarray, gt: np.ndarray, binarize_threshold: floa
     gt = np.asarray(gt, dtype=np.float32)
     union = (pred > binarize_threshold) | (gt > binarize_threshold)
     denom = float(union.sum()) + 1.0  # InstMatt's "+ 1" keeps an empty union finite
-    diff = pred.astype(np.float64) - gt.astype(np.float64)
+    diff = pred.astype(np.float64)[union] - gt.astype(np.float64)[union]
+    if sums is None:
+        sums = grad_conn_sums(pred, gt, binarize_threshold)  # computed on the people's bounding box
     err = np.array(
         [
-            np.abs(diff)[union].sum() / denom,
-            np.square(diff)[union].sum() / denom,
-            gradient_error_map(pred, gt)[union].sum() / denom,
-            connectivity_error_map(pred, gt)[union].sum() / denom,
+            np.abs(diff).sum() / denom,
+            np.square(diff).sum() / denom,
+            sums["grad_union"] / denom,
+            sums["conn_union"] / denom,
         ]
     )
     return 1.0 - np.minimum(SIMILARITY_SCALE * err, 1.0)
@@ -87,6 +93,7 @@ def imq_image_stats(
     targets: Tensor,
     iou_thresholds: Sequence[float] = (0.5, 0.75),
     binarize_threshold: float = 0.0,
+    pair_sums: Callable[[int, int], dict[str, float]] | None = None,
 ) -> ImqImageStats:
     """Match one image and compute the similarities of the pairs that pass the lowest threshold.
 
@@ -95,6 +102,7 @@ def imq_image_stats(
         targets: (Kg, H, W) ground-truth mattes in [0, 1].
         iou_thresholds: TP thresholds; similarities are computed for pairs with IoU >= the smallest.
         binarize_threshold: masks are alpha > binarize_threshold (InstMatt: 0).
+        pair_sums: (pred index, gt index) -> `grad_conn_sums` of that pair, to share them with other metrics.
     """
     pred_index, gt_index, iou = match_instances(preds, targets, binarize_threshold)
     sims = np.full((len(iou), len(ERROR_NAMES)), np.nan)
@@ -103,7 +111,9 @@ def imq_image_stats(
         p = preds[torch.as_tensor(pred_index[todo], device=preds.device)].float().cpu().numpy()
         g = targets[torch.as_tensor(gt_index[todo], device=targets.device)].float().cpu().numpy()
         for k, (pk, gk) in enumerate(zip(p, g)):
-            sims[todo[k]] = pair_similarities(pk, gk, binarize_threshold)
+            m = todo[k]
+            sums = pair_sums(int(pred_index[m]), int(gt_index[m])) if pair_sums is not None else None
+            sims[m] = pair_similarities(pk, gk, binarize_threshold, sums)
     return ImqImageStats(int(preds.shape[0]), int(targets.shape[0]), iou, sims)
 
 
@@ -142,16 +152,20 @@ class IMQMetric(Metric):
             "sum_similarity", torch.zeros(n, len(ERROR_NAMES), dtype=torch.float64), dist_reduce_fx="sum"
         )
 
-    def update(self, preds: Sequence[Tensor], targets: Sequence[Tensor]) -> None:
-        """Match and accumulate a batch of images (one list entry per image)."""
+    def update(self, preds: Sequence[Tensor] | Precomputed, targets: Sequence[Tensor] = ()) -> None:
+        """Match and accumulate a batch of images (one list entry per image), or add `Precomputed` stats."""
+        if isinstance(preds, Precomputed):
+            self._add(preds.stats)
+            return
         check_instance_inputs(preds, targets)
         for p, t in zip(preds, targets):
-            self._accumulate(
-                imq_image_stats(p.detach(), t.detach(), self.iou_thresholds, self.binarize_threshold)
-            )
+            self._add(imq_image_stats(p.detach(), t.detach(), self.iou_thresholds, self.binarize_threshold))
 
-    def _accumulate(self, stats: ImqImageStats) -> None:
-        """Add one image's counts and similarity sums to the states."""
+    def accumulate(self, stats: ImqImageStats) -> None:
+        """Add one image's counts and similarity sums (from `imq_image_stats`, e.g. run in a worker)."""
+        self.update(Precomputed(stats))
+
+    def _add(self, stats: ImqImageStats) -> None:
         dev = self.num_tp.device
         tp = np.stack([stats.iou >= th for th in self.iou_thresholds])  # (T, M)
         sims = np.nan_to_num(stats.similarity)  # NaN only where no threshold is passed
