@@ -4,6 +4,7 @@
     python scripts/complexity.py model/backbone=swin_tiny
     python scripts/complexity.py model/backbone=resnet50 model.net.guidance_heads=0 model.net.use_fusion=false
     python scripts/complexity.py experiment=<name> --size 512 --time 3 --device cuda
+    python scripts/complexity.py model=release_swint              # the authors' released network
 
 Builds `model.net` from conf/train.yaml with the overrides (the default experiment removed unless one is
 named, so that the paper's defaults are measured). Prints one JSON line. MACs come from
@@ -41,21 +42,42 @@ def count_params(module: nn.Module | None) -> float:
     return 0.0 if module is None else sum(p.numel() for p in module.parameters()) / 1e6
 
 
-def parts(net: nn.Module) -> dict[str, nn.Module | None]:
-    """Sub-networks reported separately (the perception network split into its transformer and the rest)."""
-    p = net.perception
-    return {
-        "stem": net.stem,
-        "backbone": net.backbone,
-        "transformer_encoder": p.encoder,
-        "perception_decoder": p.decoder,
-        "feature_decoder": p.feature_decoder,
-        "perception_heads": nn.ModuleList([p.input_proj, p.class_head, p.mask_kernels]),
-        "guidance": net.guidance,
-        "fusion": net.matting.fusion,
-        "refiner": net.matting.refiner,
-        "matting_kernels": nn.ModuleList([net.matting.trimap_kernels, net.matting.alpha_kernels]),
-    }
+# The parts reported separately, as attribute paths of each layout's network.
+PARTS = {
+    "E2EHIM": {
+        "stem": ["stem"],
+        "backbone": ["backbone"],
+        "transformer_encoder": ["perception.encoder"],
+        "perception_decoder": ["perception.decoder"],
+        "feature_decoder": ["perception.feature_decoder"],
+        "perception_heads": ["perception.input_proj", "perception.class_head", "perception.mask_kernels"],
+        "guidance": ["guidance"],
+        "fusion": ["matting.fusion"],
+        "refiner": ["matting.refiner"],
+        "matting_kernels": ["matting.trimap_kernels", "matting.alpha_kernels"],
+    },
+    "ReleaseE2EHIM": {
+        "stem": ["stem"],
+        "backbone": ["backbone"],
+        "perception_decoder": ["context_proj", "decoder"],
+        "feature_decoder": ["feature_decoder"],
+        "perception_heads": ["class_head", "perception_kernels"],
+        "guidance": ["guidance"],
+        "fusion": ["fusion"],
+        "trimap_features": ["trimap_features"],
+        "refiner": ["refiner"],
+        "matting_kernels": ["matting_kernels"],
+    },
+}
+
+
+def parts(net: nn.Module) -> dict[str, list[str]]:
+    """Label -> attribute paths of the sub-networks reported separately (per layout)."""
+    layout = type(net).__name__
+    if layout not in PARTS:
+        raise ValueError(f"no part list for {layout}; add it to PARTS")
+    present = dict(net.named_modules())  # a part switched off (None) is not there
+    return {k: [p for p in paths if p in present] for k, paths in PARTS[layout].items()}
 
 
 def measure(net: nn.Module, size: tuple[int, int], device: str, repeats: int) -> dict:
@@ -68,23 +90,17 @@ def measure(net: nn.Module, size: tuple[int, int], device: str, repeats: int) ->
     flops = counter.get_total_flops()
     per_module = {name: sum(c.values()) for name, c in counter.get_flop_counts().items()}
     prefix = type(net).__name__
-    names = {
-        "stem": "stem",
-        "backbone": "backbone",
-        "transformer_encoder": "perception.encoder",
-        "perception_decoder": "perception.decoder",
-        "feature_decoder": "perception.feature_decoder",
-        "guidance": "guidance",
-        "fusion": "matting.fusion",
-        "refiner": "matting.refiner",
-    }
-    macs = {k: per_module.get(f"{prefix}.{v}", 0) / 2e9 for k, v in names.items()}
+    groups = parts(net)
+    macs = {k: sum(per_module.get(f"{prefix}.{p}", 0) for p in paths) / 2e9 for k, paths in groups.items()}
     macs["rest (heads, dynamic convolutions)"] = flops / 2e9 - sum(macs.values())
     result = {
+        "layout": prefix,
         "params_M": round(count_params(net), 3),
         "gmacs": round(flops / 2e9, 2),
         "gflops_torch_counter": round(flops / 1e9, 2),
-        "params_M_by_part": {k: round(count_params(m), 3) for k, m in parts(net).items()},
+        "params_M_by_part": {
+            k: round(sum(count_params(net.get_submodule(p)) for p in paths), 3) for k, paths in groups.items()
+        },
         "gmacs_by_part": {k: round(v, 2) for k, v in macs.items()},
     }
     if repeats:

@@ -77,3 +77,20 @@ def test_unreadable_checkpoint_is_named(tmp_path: Path):
     broken.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match=r"broken\.ckpt: not a readable PyTorch checkpoint"):
         stored_config(broken)
+
+
+def test_old_checkpoints_with_omegaconf_objects_are_refused_then_rewritten(tmp_path: Path):
+    """weights_only=True refuses pickled objects; `rewrite_plain` turns an earlier file into plain types."""
+    from omegaconf import OmegaConf
+
+    from e2e_him.utils.checkpoint import load_checkpoint, rewrite_plain
+
+    path = tmp_path / "old.ckpt"
+    hparams = {"metrics": OmegaConf.create(["instance"]), "iou_thresholds": OmegaConf.create([0.5, 0.75])}
+    torch.save({"state_dict": {"net.w": torch.ones(2)}, "hyper_parameters": hparams}, path)
+    with pytest.raises(ValueError, match=r"weights_only=True refuses it.*e2e_him\.utils\.checkpoint"):
+        load_checkpoint(path)
+    rewrite_plain(path)
+    ckpt = load_checkpoint(path)
+    assert ckpt["hyper_parameters"] == {"metrics": ["instance"], "iou_thresholds": [0.5, 0.75]}
+    assert torch.equal(ckpt["state_dict"]["net.w"], torch.ones(2))

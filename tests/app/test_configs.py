@@ -22,7 +22,19 @@ def _options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
-GROUPS = ["data", "model/backbone", "trainer", "logger", "callbacks", "debug", "experiment", "paths", "hydra"]
+GROUPS = [
+    "data",
+    "model",
+    "model/backbone",
+    "model/recipe",
+    "trainer",
+    "logger",
+    "callbacks",
+    "debug",
+    "experiment",
+    "paths",
+    "hydra",
+]
 EXPERIMENTS = _options("experiment")
 
 
@@ -43,9 +55,11 @@ def test_every_group_option_composes(group: str, option: str, tmp_path: Path):
     assert cfg.paths.output_dir == str(tmp_path)
 
 
-@pytest.mark.parametrize("config_name", ["eval", "predict"])
+@pytest.mark.parametrize("config_name", ["eval", "predict", "export"])
 def test_the_other_apps_compose(config_name: str, tmp_path: Path):
-    overrides = ["ckpt_path=x.ckpt", "input=y"] if config_name == "predict" else ["data=synthetic"]
+    overrides = {"predict": ["ckpt_path=x.ckpt", "input=y"], "export": ["ckpt_path=x.ckpt"]}.get(
+        config_name, ["data=synthetic"]
+    )
     cfg = compose_config(config_name, overrides, tmp_path)
     plain = OmegaConf.to_container(cfg, resolve=True)
     assert plain["task_name"] == config_name
@@ -151,10 +165,12 @@ def test_misspelt_key_in_a_config_file_fails_at_build_naming_node_and_key(tmp_pa
 @pytest.mark.slow
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_takes_a_training_step_on_synthetic_data(experiment: str, tmp_path: Path):
-    """`experiment=<name> debug=smoke`: the experiment's backbone and switches, tiny widths, one step."""
+    """`experiment=<name> debug=smoke`: the experiment's backbone and switches, tiny widths, one step (the
+    released layout: `debug=smoke_release`, its own widths)."""
     import torch
 
-    cfg = compose_config("train", [f"experiment={experiment}", "debug=smoke"], output_dir=tmp_path)
+    debug = "smoke_release" if experiment.startswith("release") else "smoke"
+    cfg = compose_config("train", [f"experiment={experiment}", f"debug={debug}"], output_dir=tmp_path)
     torch.manual_seed(0)
     module, datamodule = build(cfg.model, "model"), build(cfg.data, "data")
     datamodule.setup("fit")

@@ -44,3 +44,18 @@ def test_config_builds_the_paper_model_with_overrides(complexity):
     )
     assert cfg.backbone._target_.endswith("TimmResNetBackbone") and cfg.backbone.name == "resnet18"
     assert cfg.num_queries == 7 and cfg.hidden_dim == 64
+
+
+@pytest.mark.slow
+def test_released_layout_is_measured_by_part(complexity):
+    """`complexity.py model=release_swint`: the authors' 70.45 M parameters (their release notes: 70.45 M
+    and 283 GMAC at 640 x 640; here at 128 x 128, 1/25 of the pixels), every parameter in a part."""
+    from hydra.utils import instantiate
+
+    torch.manual_seed(0)
+    net = instantiate(complexity.compose_net(["model=release_swint"]))
+    result = complexity.measure(net, (128, 128), "cpu", repeats=0)
+    assert result["layout"] == "ReleaseE2EHIM" and result["params_M"] == pytest.approx(70.453, abs=1e-3)
+    assert sum(result["params_M_by_part"].values()) == pytest.approx(result["params_M"], abs=1e-2)
+    assert sum(result["gmacs_by_part"].values()) == pytest.approx(result["gmacs"], abs=0.02)
+    assert result["gmacs_by_part"]["fusion"] > 0 and result["gmacs_by_part"]["trimap_features"] > 0

@@ -8,7 +8,10 @@ and bias together), and the "convolution" of a shared feature map with one 1x1 k
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from e2e_him.models.layers import MLP, StackedMLP
@@ -55,6 +58,37 @@ class KernelMLP(nn.Module):
         return params[..., :-1], params[..., -1]
 
 
+class SplitKernelMLP(nn.Module):
+    """One MLP of the latent codes whose output is cut into named parts (the authors' release: one MLP gives
+    the affinity kernels of every guidance head and the segmentation kernel, another the trimap and alpha
+    kernels, all with their biases).
+
+    `parts` maps each name to its shape per query, in the order the parts lie in the MLP's output; e.g.
+    `{"trimap_kernels": (3, 256), "trimap_biases": (3,), "alpha_kernel": (1, 64), "alpha_bias": (1,)}`.
+    A kernel of shape (K, C) is read row-major: K maps of C weights each.
+    """
+
+    def __init__(
+        self, in_dim: int, hidden_dim: int, num_layers: int, parts: dict[str, tuple[int, ...]]
+    ) -> None:
+        """Args:
+        in_dim: latent code width (the release: C + 2, the codes with their class probabilities).
+        hidden_dim: MLP hidden width (release: 512).
+        num_layers: MLP depth (release: 3).
+        parts: name -> shape per query, in output order.
+        """
+        super().__init__()
+        self.parts = {name: tuple(int(d) for d in shape) for name, shape in parts.items()}
+        self.sizes = [math.prod(shape) for shape in self.parts.values()]
+        self.mlp = MLP(in_dim, hidden_dim, sum(self.sizes), num_layers)
+
+    def forward(self, codes: torch.Tensor) -> dict[str, torch.Tensor]:
+        """codes (..., N, in_dim) -> {name: (..., N, *shape)}."""
+        flat = self.mlp(codes).split(self.sizes, dim=-1)
+        lead = codes.shape[:-1]
+        return {name: t.reshape(*lead, *shape) for (name, shape), t in zip(self.parts.items(), flat)}
+
+
 def dynamic_conv1x1(features: torch.Tensor, kernels: torch.Tensor, biases: torch.Tensor) -> torch.Tensor:
     """Per-query 1x1 convolution Conv(F, k) + B(b) of one feature map (Eq. 2, 6, 7).
 
@@ -68,3 +102,21 @@ def dynamic_conv1x1(features: torch.Tensor, kernels: torch.Tensor, biases: torch
     """
     out = torch.einsum("bnkc,bchw->bnkhw", kernels, features)
     return out + biases[..., None, None]
+
+
+def per_image_conv1x1(features: torch.Tensor, kernels: torch.Tensor, biases: torch.Tensor) -> torch.Tensor:
+    """Conv(F, k) + B(b) of every query at once (Eq. 2, 3, 6, 7) as one `F.conv2d` per image, the bias
+    inside the convolution: the rounding of the authors' release, which convolves query by query.
+
+    Args:
+        features: (B, C_f, h, w).
+        kernels: (B, *Q, C_f): 1x1 kernels per image, any query axes Q (e.g. (N, K) or (S, N)).
+        biases: (B, *Q).
+
+    Returns:
+        (B, *Q, h, w).
+    """
+    b, *q, c = kernels.shape
+    flat, flat_bias = kernels.reshape(b, -1, 1, c, 1), biases.reshape(b, -1)  # (B, M, 1, C_f, 1)
+    maps = [F.conv2d(features[i : i + 1], flat[i].view(-1, c, 1, 1), flat_bias[i]) for i in range(b)]
+    return torch.cat(maps).view(b, *q, *features.shape[-2:])

@@ -17,6 +17,23 @@ from e2e_him.models.dynamic import KernelMLP
 from e2e_him.models.layers import ConvGNAct, StackedMLP, group_norm
 
 
+def semantics_guidance(
+    attention: torch.Tensor, background_features: torch.Tensor, semantics: torch.Tensor
+) -> torch.Tensor:
+    """G = Sum(Softmax(W_sa, 1) * Concat(F_bf, F_urep), 1) (Eq. 4) of all heads, F_urep never materialised.
+
+    Args:
+        attention: softmax(W_sa) over the N + 1 axis, (B, S, N + 1, h, w), index 0 = the background.
+        background_features: F_bf, (B, S, C_g, h, w).
+        semantics: F_rep, (B, S, N, C_g) (broadcast over (h, w) by the einsum: F_urep never exists).
+
+    Returns:
+        G of every head, (B, S, C_g, h, w).
+    """
+    instances = torch.einsum("bsnhw,bsnc->bschw", attention[:, :, 1:], semantics)
+    return attention[:, :, :1] * background_features + instances
+
+
 class UnitedGuidanceNetwork(nn.Module):
     """F_dc (B, C, H/8, W/8) and X (B, N, C) -> G_All (B, S * C_g, H/8, W/8) and softmax(W_sa).
 
@@ -85,7 +102,7 @@ class UnitedGuidanceNetwork(nn.Module):
     def embed_semantics(
         self, attention: torch.Tensor, detailed: torch.Tensor, codes: torch.Tensor
     ) -> torch.Tensor:
-        """G = Sum(Softmax(W_sa, 1) * Concat(F_bf, F_urep), 1) (Eq. 4), without materialising F_urep.
+        """F_rep = MLP(X), F_bf = CNN(F_dc), then G of Eq. 4 (`semantics_guidance`).
 
         Args:
             attention: softmax(W_sa) over the N + 1 axis, (B, S, N + 1, h, w).
@@ -96,10 +113,9 @@ class UnitedGuidanceNetwork(nn.Module):
             G of every head, (B, S, C_g, h, w).
         """
         b, _, h, w = detailed.shape
-        semantics = self.semantics(codes)  # F_rep (B, S, N, C_g), broadcast over (h, w) by the einsum
+        semantics = self.semantics(codes)  # F_rep (B, S, N, C_g)
         background = self.background_features(detailed).view(b, self.num_heads, self.guidance_dim, h, w)
-        instances = torch.einsum("bsnhw,bsnc->bschw", attention[:, :, 1:], semantics)
-        return attention[:, :, :1] * background + instances
+        return semantics_guidance(attention, background, semantics)
 
     def forward(self, detailed: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """United guidance G_All = Concat(G^1, ..., G^S) (Eq. 5, Algorithm 1).

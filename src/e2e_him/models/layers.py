@@ -18,8 +18,23 @@ def group_norm(channels: int, max_groups: int = 32) -> nn.GroupNorm:
     return nn.GroupNorm(math.gcd(max_groups, channels), channels)
 
 
+ACTIVATIONS = ("relu", "leaky_relu")
+
+
+def activation(name: str) -> nn.Module:
+    """The activation called `name`: "relu" (in place) or "leaky_relu" (slope 0.01, in place)."""
+    if name == "relu":
+        return nn.ReLU(inplace=True)
+    if name == "leaky_relu":
+        return nn.LeakyReLU(inplace=True)
+    raise ValueError(f"unknown activation {name!r}; choose from {list(ACTIVATIONS)}")
+
+
 class ConvGNAct(nn.Sequential):
-    """Conv2d (no bias) -> GroupNorm -> ReLU, padded to keep the size (divided by `stride`)."""
+    """Conv2d -> GroupNorm -> activation, padded to keep the size (divided by `stride`).
+
+    Keys: `0` the convolution, `1` the GroupNorm, `2` the activation (no parameters).
+    """
 
     def __init__(
         self,
@@ -28,8 +43,10 @@ class ConvGNAct(nn.Sequential):
         kernel_size: int = 3,
         stride: int = 1,
         groups: int = 1,
-        act: bool = True,
+        act: bool | str = True,
         max_gn_groups: int = 32,
+        bias: bool = False,
+        norm_groups: int | None = None,
     ) -> None:
         """Args:
         in_channels: input channels.
@@ -37,37 +54,62 @@ class ConvGNAct(nn.Sequential):
         kernel_size: odd kernel size.
         stride: convolution stride.
         groups: convolution groups (stacked guidance heads use one group per head).
-        act: append a ReLU.
+        act: True or "relu" appends a ReLU, "leaky_relu" a LeakyReLU, False nothing.
         max_gn_groups: GroupNorm groups (largest divisor of `out_channels` up to this); with `groups` > 1
             pass a multiple of `groups` so that no normalisation group spans two convolution groups.
+        bias: give the convolution a bias (the authors' release does, before every GroupNorm).
+        norm_groups: an exact GroupNorm group count, instead of the `max_gn_groups` rule.
         """
         layers: list[nn.Module] = [
             nn.Conv2d(
-                in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups, bias=False
+                in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups, bias=bias
             ),
-            group_norm(out_channels, max_gn_groups),
+            nn.GroupNorm(norm_groups, out_channels)
+            if norm_groups
+            else group_norm(out_channels, max_gn_groups),
         ]
         if act:
-            layers.append(nn.ReLU(inplace=True))
+            layers.append(activation("relu" if act is True else act))
         super().__init__(*layers)
 
 
 class Bottleneck(nn.Module):
-    """ResNet bottleneck with GroupNorm: 1x1 reduce -> 3x3 -> 1x1 expand, plus the identity, then ReLU."""
+    """ResNet bottleneck with GroupNorm: 1x1 reduce -> 3x3 -> 1x1 expand, plus the identity, then activation.
 
-    def __init__(self, channels: int, mid_channels: int | None = None) -> None:
+    The defaults are ResNet's (no conv biases, ReLU everywhere, GroupNorm of up to 32 groups). The authors'
+    release uses the same block with `bias=True`, `channels_per_group=32` (GroupNorm groups of 32 channels)
+    and LeakyReLU after the 3x3 convolution and after the sum (`mid_act`, `out_act`).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        mid_channels: int | None = None,
+        bias: bool = False,
+        channels_per_group: int | None = None,
+        mid_act: str = "relu",
+        out_act: str = "relu",
+    ) -> None:
         """Args:
         channels: input = output channels.
         mid_channels: the bottleneck width (channels // 4 when None, ResNet's expansion of 4).
+        bias: biases in the three convolutions.
+        channels_per_group: GroupNorm groups of this many channels (None: up to 32 groups).
+        mid_act: activation after the 3x3 convolution.
+        out_act: activation after the residual sum.
         """
         super().__init__()
         mid = mid_channels or channels // 4
+
+        def groups(c: int) -> int | None:
+            return c // channels_per_group if channels_per_group else None
+
         self.body = nn.Sequential(
-            ConvGNAct(channels, mid, 1),
-            ConvGNAct(mid, mid, 3),
-            ConvGNAct(mid, channels, 1, act=False),
+            ConvGNAct(channels, mid, 1, bias=bias, norm_groups=groups(mid)),
+            ConvGNAct(mid, mid, 3, act=mid_act, bias=bias, norm_groups=groups(mid)),
+            ConvGNAct(mid, channels, 1, act=False, bias=bias, norm_groups=groups(channels)),
         )
-        self.act = nn.ReLU(inplace=True)
+        self.act = activation(out_act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(x + self.body(x))

@@ -44,10 +44,23 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    """Post-norm decoder layer: query self-attention, cross-attention to the memory, FFN."""
+    """Post-norm decoder layer: query self-attention, cross-attention to the memory, FFN.
 
-    def __init__(self, d_model: int = 256, nhead: int = 8, dim_feedforward: int = 2048, dropout: float = 0.1):
+    `explicit_attention` computes the attention as softmax(QK^T)V with explicit matrix products (what
+    `nn.MultiheadAttention` does when asked for its weights) instead of the fused kernel: the same function,
+    with the authors' release's rounding (the released layout uses it to reproduce their numbers).
+    """
+
+    def __init__(
+        self,
+        d_model: int = 256,
+        nhead: int = 8,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+        explicit_attention: bool = False,
+    ):
         super().__init__()
+        self.explicit_attention = explicit_attention
         self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout, batch_first=True)
         self.cross_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout, batch_first=True)
         self.ffn = _feed_forward(d_model, dim_feedforward, dropout)
@@ -59,12 +72,15 @@ class DecoderLayer(nn.Module):
         self.dropout3 = nn.Dropout(dropout)
 
     def forward(
-        self, tgt: torch.Tensor, memory: torch.Tensor, query_pos: torch.Tensor, pos: torch.Tensor
+        self, tgt: torch.Tensor, memory: torch.Tensor, query_pos: torch.Tensor, pos: torch.Tensor | None
     ) -> torch.Tensor:
-        """tgt, query_pos (B, N, C); memory, pos (B, L, C) -> (B, N, C)."""
+        """tgt, query_pos (B, N, C); memory, pos (B, L, C) -> (B, N, C). `pos` None: keys without positions
+        (the authors' release)."""
         q = k = tgt + query_pos
-        tgt = self.norm1(tgt + self.dropout1(self.self_attn(q, k, tgt, need_weights=False)[0]))
-        attended = self.cross_attn(tgt + query_pos, memory + pos, memory, need_weights=False)[0]
+        weights = self.explicit_attention
+        tgt = self.norm1(tgt + self.dropout1(self.self_attn(q, k, tgt, need_weights=weights)[0]))
+        keys = memory if pos is None else memory + pos
+        attended = self.cross_attn(tgt + query_pos, keys, memory, need_weights=weights)[0]
         tgt = self.norm2(tgt + self.dropout2(attended))
         return self.norm3(tgt + self.dropout3(self.ffn(tgt)))
 
@@ -101,18 +117,20 @@ class TransformerDecoder(nn.Module):
         nhead: int = 8,
         dim_feedforward: int = 2048,
         dropout: float = 0.1,
+        explicit_attention: bool = False,
     ) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"the perception decoder needs at least one layer, got {num_layers}")
-        layer = DecoderLayer(d_model, nhead, dim_feedforward, dropout)
+        layer = DecoderLayer(d_model, nhead, dim_feedforward, dropout, explicit_attention)
         self.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(num_layers))
         self.norm = nn.LayerNorm(d_model)
 
     def forward(
-        self, tgt: torch.Tensor, memory: torch.Tensor, query_pos: torch.Tensor, pos: torch.Tensor
+        self, tgt: torch.Tensor, memory: torch.Tensor, query_pos: torch.Tensor, pos: torch.Tensor | None
     ) -> torch.Tensor:
-        """tgt, query_pos (B, N, C); memory, pos (B, L, C) -> normalised outputs (num_layers, B, N, C)."""
+        """tgt, query_pos (B, N, C); memory, pos (B, L, C) or None -> normalised outputs (num_layers, B, N,
+        C)."""
         outputs = []
         for layer in self.layers:
             tgt = layer(tgt, memory, query_pos, pos)

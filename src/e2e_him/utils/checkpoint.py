@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,16 +13,29 @@ from omegaconf import OmegaConf
 from e2e_him.utils.instantiate import build
 
 
+def read_plain(path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False) -> Any:
+    """`torch.load(path, weights_only=True)`: tensors and plain Python types only, so no code in the file can
+    run. Checkpoints of this project hold nothing else (their hyperparameters are plain containers); a file
+    that holds other objects is refused with a message that says so."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"{path}: holds Python objects besides tensors and plain types, so it is not loaded (torch.load "
+            "with weights_only=True refuses it). Checkpoints that e2e_him.train writes hold plain types "
+            "only; one of your own written by an earlier version can be rewritten with "
+            f"`python -m e2e_him.utils.checkpoint {path}` (only for files you trust). ({err})"
+        ) from err
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({err})") from err
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint file, with an error that names it when it is missing or not a checkpoint."""
+    """Read a checkpoint file (`read_plain`), with an error that names it when it is missing or not one."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        # Lightning checkpoints hold plain containers besides tensors; only load files you trust.
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({err})") from err
+    ckpt = read_plain(path, map_location)
     if "state_dict" not in ckpt:
         raise ValueError(
             f"{path}: no 'state_dict' in this file; is it a Lightning checkpoint of e2e_him.train?"
@@ -30,8 +44,23 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def load_module(path: str | Path, map_location: str | torch.device = "cpu"):
-    """The `E2EHIMModule` stored in `path`, in eval mode, with its training config as `module.run_config`."""
-    ckpt = load_checkpoint(path, map_location)
+    """The `E2EHIMModule` stored in `path`, in eval mode, with its training config as `module.run_config`.
+
+    `path` may also be the authors' released weights file as they ship it: it is converted on the fly into
+    the released layout (`e2e_him.convert_release`), strictly.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    ckpt = read_plain(path, map_location)
+    if isinstance(ckpt, Mapping) and "e2e_him_config" not in ckpt:
+        from e2e_him.convert_release import module_from_release
+
+        return module_from_release(ckpt, str(path)).eval().to(map_location)
+    if "state_dict" not in ckpt:
+        raise ValueError(
+            f"{path}: no 'state_dict' in this file; is it a Lightning checkpoint of e2e_him.train?"
+        )
     config = ckpt.get("e2e_him_config")
     if config is None or "model" not in config:
         raise ValueError(f"{path}: no model config inside; it was not written by e2e_him.train")
@@ -49,6 +78,41 @@ def load_module(path: str | Path, map_location: str | torch.device = "cpu"):
         )
     module.run_config = config
     return module.eval().to(map_location)
+
+
+def load_init_weights(module, path: str | Path) -> str:
+    """Start `module` (an `E2EHIMModule`) from the weights in `path`, strictly, before training (fine-tuning,
+    not resuming: optimiser, schedule and epoch start afresh). Returns what the file was.
+
+    `path` is a checkpoint of this project (its `net.` weights; they must fit the model exactly) or the
+    authors' released state dict, which is converted on the fly (`e2e_him.convert_release`, read with
+    weights_only=True like everything here) and needs the released layout (`model=release_swint`).
+    """
+    from e2e_him.convert_release import release_to_ours, unwrap_state_dict
+    from e2e_him.models.release import ReleaseE2EHIM
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"init_weights: {path} not found")
+    obj = read_plain(path)
+    state = obj.get("state_dict") if isinstance(obj, Mapping) else None
+    if isinstance(state, Mapping) and state and all(k.startswith("net.") for k in state):
+        net_state = {k[len("net.") :]: v for k, v in state.items()}
+        kind = "a checkpoint of this project"
+    else:
+        if not isinstance(module.net, ReleaseE2EHIM):
+            raise ValueError(
+                f"init_weights: {path} is not a checkpoint of this project; if it is the authors' released "
+                "network, train the released layout: experiment=release_swint (model=release_swint)"
+            )
+        expected = {k: v.shape for k, v in module.net.state_dict().items()}
+        net_state = release_to_ours(unwrap_state_dict(obj, str(path)), expected)
+        kind = "the authors' released weights"
+    try:
+        module.net.load_state_dict(net_state, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"init_weights: {path} does not fit the model being trained: {err}") from err
+    return kind
 
 
 def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -77,8 +141,31 @@ def config_changes(stored: Mapping[str, Any], current: Mapping[str, Any]) -> lis
 def stored_config(path: str | Path) -> dict[str, Any] | None:
     """The run config inside a checkpoint of `e2e_him.train` (None if it has none), without loading the
     tensors into memory."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as err:
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({err})") from err
+    ckpt = read_plain(path, mmap=True)
     return ckpt.get("e2e_him_config") if isinstance(ckpt, Mapping) else None
+
+
+def rewrite_plain(path: str | Path) -> Path:
+    """Rewrite a checkpoint of an earlier version (OmegaConf containers in its hyperparameters) with plain
+    types, in place, so that it loads with weights_only=True. It is read with weights_only=False: trust it."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    def plain(obj: Any) -> Any:
+        if isinstance(obj, (DictConfig, ListConfig)):
+            return OmegaConf.to_container(obj, resolve=True)
+        if isinstance(obj, dict):
+            return {k: plain(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return type(obj)(plain(v) for v in obj)
+        return obj
+
+    path = Path(path)
+    torch.save(plain(torch.load(path, map_location="cpu", weights_only=False)), path)
+    return path
+
+
+if __name__ == "__main__":
+    import sys
+
+    for name in sys.argv[1:]:
+        print(f"rewrote {rewrite_plain(name)} with plain types (loads with weights_only=True)")

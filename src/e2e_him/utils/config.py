@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from e2e_him import CONF_DIR
 
@@ -27,3 +28,11 @@ def compose_config(
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name=config_name, overrides=[*overrides, f"paths.output_dir={output_dir}"])
+
+
+def plain_hparams(hparams: MutableMapping[str, Any]) -> None:
+    """Turn the OmegaConf containers among saved hyperparameters into plain dicts and lists, in place, so
+    that checkpoints hold plain types only and load with `torch.load(weights_only=True)`."""
+    for key, value in list(hparams.items()):
+        if isinstance(value, (DictConfig, ListConfig)):
+            hparams[key] = OmegaConf.to_container(value, resolve=True)

@@ -31,6 +31,7 @@ from timm.models.swin_transformer import checkpoint_filter_fn as swin_checkpoint
 from torch import nn
 
 from e2e_him.models.backbones import STRIDES, Backbone
+from e2e_him.models.backbones.swin_windows import WINDOW_PADDINGS, use_pad_then_shift
 from e2e_him.models.init import kaiming_init
 from e2e_him.models.layers import ConvGNAct
 
@@ -190,6 +191,7 @@ class TimmSwinBackbone(Backbone):
         pretrained: str | None = None,
         drop_path_rate: float = 0.3,
         out_norm_levels: Sequence[int] = (1, 2, 3),
+        window_padding: str = "shift_then_pad",
     ) -> None:
         """Args:
         name: a timm Swin (v1) with patch size 4, e.g. swin_tiny_patch4_window7_224,
@@ -200,6 +202,8 @@ class TimmSwinBackbone(Backbone):
         out_norm_levels: indices of the returned maps that get their own LayerNorm. E2E-HIM reads only the
             stride 8-32 maps, and a norm on the stride-4 map would be a parameter without a gradient (which
             DistributedDataParallel rejects unless told to look for unused parameters).
+        window_padding: "shift_then_pad" (timm's order) or "pad_then_shift" (the Swin detection code's order,
+            which the authors' release uses; backbones/swin_windows.py). Same parameters either way.
         """
         super().__init__()
         body = timm.create_model(
@@ -208,6 +212,10 @@ class TimmSwinBackbone(Backbone):
         )  # fmt: skip
         if not hasattr(body, "patch_embed") or not hasattr(body, "layers"):
             raise ValueError(f"timm model {name!r} is not a Swin Transformer (no patch_embed / layers)")
+        if window_padding not in WINDOW_PADDINGS:
+            raise ValueError(f"window_padding={window_padding!r}: choose from {list(WINDOW_PADDINGS)}")
+        if window_padding == "pad_then_shift":
+            use_pad_then_shift(body)
         embed_dim = body.patch_embed.proj.out_channels
         # The patch embedding's 4x4 stride-4 conv becomes a 1x1 conv from the stem; its LayerNorm stays.
         body.patch_embed.proj = nn.Conv2d(in_channels, embed_dim, 1)

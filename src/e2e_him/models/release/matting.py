@@ -1,0 +1,111 @@
+"""The released network's instance matting part: fusion U-Net with position attention, trimap features at
+H/8, and a refiner to full resolution (Section III-C as the authors' network builds it)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from e2e_him.models.release.blocks import PositionAttention, conv_gn, stage
+from e2e_him.models.release.feature_decoder import upsample2
+
+
+class ReleaseFusion(nn.Module):
+    """cat[G_All, F_dc, sigmoid(M_pred)] at H/8 -> instance-aware features (B, 512, H/8, W/8).
+
+    A U-Net over H/8, H/16 and H/32 that brings the backbone's maps (and F_16) back at each level, with a
+    position-attention block at H/32; LeakyReLU and GroupNorms of 32 groups except the ReLU entry layers.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        backbone_channels: tuple[int, int, int] = (192, 384, 768),
+        decoder_width: int = 512,
+        width: int = 512,
+        deep_width: int = 1024,
+    ) -> None:
+        """Args:
+        in_channels: S * C_g + C + N (guidance, F_dc and one mask per query; the release: 256 + 256 + 20).
+        backbone_channels: backbone widths at H/8, H/16, H/32.
+        decoder_width: channels of F_16 (512).
+        width: channels at H/8 and H/16 (512).
+        deep_width: channels at H/32 (1024).
+        """
+        super().__init__()
+        c8, c16, c32 = backbone_channels
+        self.enter8 = stage(in_channels, width, 1, 2, act="relu")
+        self.down16 = conv_gn(width, width, 3, 32, "relu", stride=2)
+        self.fuse16 = stage(width + decoder_width + c16, width, 1, 2)
+        self.down32 = conv_gn(width, c32, 3, 32, "leaky_relu", stride=2)
+        self.fuse32 = stage(c32 + c32, deep_width, 1, 1)
+        self.attention = PositionAttention(deep_width, deep_width // 4)
+        self.out32 = stage(deep_width, deep_width, 1, 2)
+        self.up16 = stage(width + deep_width + c16, width, 1, 2)
+        self.up8 = stage(width + c8 + width, width, 1, 2)
+
+    def forward(
+        self, x: torch.Tensor, f16: torch.Tensor, x8: torch.Tensor, x16: torch.Tensor, x32: torch.Tensor
+    ) -> torch.Tensor:
+        """x (B, in_channels, H/8, W/8); F_16 (B, 512, H/16, W/16); backbone maps at H/8, H/16, H/32 ->
+        (B, width, H/8, W/8)."""
+        e8 = self.enter8(x)
+        e16 = self.fuse16(torch.cat((self.down16(e8), f16, x16), dim=1))
+        e32 = self.fuse32(torch.cat((self.down32(e16), x32), dim=1))
+        d32 = self.out32(self.attention(e32))
+        d16 = self.up16(torch.cat((e16, upsample2(d32), x16), dim=1))
+        return self.up8(torch.cat((upsample2(d16), x8, e8), dim=1))
+
+
+def trimap_features(in_channels: int = 512, width: int = 512, out_channels: int = 256, dropout: float = 0.1):
+    """F_tri at H/8: 3x3 conv-GN-ReLU, dropout, 3x3 conv-GN-ReLU (the release predicts trimaps at H/8)."""
+    return nn.Sequential(
+        conv_gn(in_channels, width, 3, 32), nn.Dropout(dropout), conv_gn(width, out_channels, 3, 32)
+    )
+
+
+class ReleaseRefiner(nn.Module):
+    """Instance-aware features at H/8 -> F_alpha (B, C_alpha, H, W), bringing back the low-level maps.
+
+    H/4: cat[up(x), Swin's H/4 map, the stem's H/4 map] -> 3x3 conv-GN-LReLU + 3 residual blocks (256);
+    H/2: cat[up(.), the stem's H/2 map] -> two 3x3 conv-GN-LReLU (128);
+    H: cat[up(.), image] -> 3x3 conv (96) -> 3x3 conv (C_alpha = 64), no normalisation and no non-linearity:
+    the release writes `nn.LeakyReLU(True)` there, which sets the negative slope to 1 (the identity), so
+    these two convolutions are one linear map; `nn.Identity` keeps the release's layer positions.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 512,
+        low_level_channels: tuple[int, int, int] = (96, 128, 64),
+        widths: tuple[int, int, int] = (256, 128, 96),
+        alpha_channels: int = 64,
+    ) -> None:
+        """Args:
+        in_channels: channels of the H/8 input.
+        low_level_channels: Swin's H/4 map, the stem's H/4 map, the stem's H/2 map.
+        widths: the H/4, H/2 and first H stage widths.
+        alpha_channels: C_alpha (64).
+        """
+        super().__init__()
+        b4, s4, s2 = low_level_channels
+        w4, w2, w1 = widths
+        self.stage4 = stage(in_channels + b4 + s4, w4, 3, 3)
+        self.stage2 = nn.Sequential(
+            conv_gn(w4 + s2, w2, 3, 32, "leaky_relu"), conv_gn(w2, w2, 3, 32, "leaky_relu")
+        )
+        self.stage1 = nn.Sequential(
+            nn.Conv2d(w2 + 3, w1, 3, padding=1),
+            nn.Identity(),
+            nn.Conv2d(w1, alpha_channels, 3, padding=1),
+            nn.Identity(),
+        )
+
+    def forward(
+        self, x: torch.Tensor, x4: torch.Tensor, stem4: torch.Tensor, stem2: torch.Tensor, image: torch.Tensor
+    ) -> torch.Tensor:
+        """x (B, in, H/8, W/8); Swin's and the stem's H/4 maps; the stem's H/2 map; the image (B, 3, H, W)
+        -> F_alpha (B, C_alpha, H, W)."""
+        r4 = self.stage4(torch.cat((upsample2(x), x4, stem4), dim=1))
+        r2 = self.stage2(torch.cat((upsample2(r4), stem2), dim=1))
+        return self.stage1(torch.cat((upsample2(r2), image), dim=1))

@@ -1,0 +1,92 @@
+"""The authors' weights run through every entry point: predict (photo, video), eval, train (fine-tune), the
+guidance notebook. The fixture's deterministic weights stand in for their file (same format, same keys)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v2 as imageio
+import nbformat
+import numpy as np
+import pytest
+import torch
+from nbclient import NotebookClient
+
+from e2e_him.convert_release import convert
+
+pytestmark = pytest.mark.slow  # the released network is 70 M parameters
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_app(app: str, *overrides: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", f"e2e_him.{app}", *overrides],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert proc.returncode == 0, f"e2e_him.{app} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def converted(release_weights: Path, tmp_path_factory) -> Path:
+    return convert(release_weights, tmp_path_factory.mktemp("converted") / "release_swint.ckpt")
+
+
+def test_predict_takes_the_release_file_itself_for_photos_and_videos(release_weights: Path, tmp_path: Path):
+    photo = (np.random.default_rng(0).random((200, 300, 3)) * 255).astype(np.uint8)
+    imageio.imwrite(tmp_path / "photo.png", photo)
+    with imageio.get_writer(tmp_path / "clip.mp4", fps=5, macro_block_size=1) as writer:
+        for _ in range(2):
+            writer.append_data(photo)
+    out = tmp_path / "out"
+    for name in ("photo.png", "clip.mp4"):
+        run_app("predict", f"ckpt_path={release_weights}", f"input={tmp_path / name}", f"output={out}",
+                "eval_size=256", "min_area=0", "score_threshold=0.0")  # fmt: skip
+    mattes = sorted((out / "photo").glob("*.png"))
+    assert len(mattes) == 20  # every query kept (threshold 0): one matte per query at the photo's size
+    assert imageio.imread(mattes[0]).shape == (200, 300)
+    assert (out / "photo_overlay.jpg").is_file()
+    assert len(list((out / "pha" / "clip").glob("*/*.png"))) == 2 * 20
+
+
+def test_eval_scores_the_converted_checkpoint(converted: Path, coco_persons: Path, tmp_path: Path):
+    run_app("eval", f"ckpt_path={converted}", "data=instance_folder", f"data.root={coco_persons}",
+            "data.eval_size=256", f"run_dir={tmp_path}", "metrics=[instance]")  # fmt: skip
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert any(k.startswith("REC_0.5") for k in metrics) and all(np.isfinite(v) for v in metrics.values())
+
+
+def test_fine_tuning_starts_from_the_release_weights(release_weights: Path, tmp_path: Path):
+    """experiment=release_swint init_weights=<the release file>: the objective of Eq. 9-19 with the trimap
+    loss at the layout's H/8, two steps; the buffers that training never changes still hold the release's."""
+    run_app("train", "experiment=release_swint", "debug=smoke_release", f"init_weights={release_weights}",
+            f"run_dir={tmp_path}", "trainer.max_steps=2", "test=false", "picture_images=0")  # fmt: skip
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    release = torch.load(release_weights, map_location="cpu", weights_only=True)
+    assert torch.equal(ckpt["state_dict"]["net.unused.conv2.weight"], release["conv2.weight"])
+    assert ckpt["global_step"] == 2
+    moved = ckpt["state_dict"]["net.class_head.layers.1.weight"] - release["globalfcnum.layers.1.weight"]
+    assert 0 < moved.abs().max() < 0.1  # trained a little, from the release's weights
+    log = (tmp_path / "csv" / "metrics.csv").read_text()
+    assert "train/loss_tri" in log
+
+
+def test_guidance_notebook_runs_with_the_converted_checkpoint(converted: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    monkeypatch.setenv("E2E_HIM_CKPT", str(converted))
+    book = nbformat.read(REPO_ROOT / "notebooks" / "inspect_guidance.ipynb", as_version=4)
+    NotebookClient(book, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()  # fmt: skip
+    errors = [o for c in book.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    images = [
+        o for c in book.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})
+    ]
+    assert not errors and len(images) >= 3
