@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	$(BIN)/python -m pip freeze --exclude-editable > $(VENV)/installed-versions.txt
+	# pymatting (foreground colours of composites) compiles its numba kernels on first import: once, here
+	$(BIN)/python -c "import pymatting"
 	touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv and install the package with its dev tools

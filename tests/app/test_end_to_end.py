@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from wandb_records import logged_keys
 
@@ -48,6 +49,8 @@ def test_train_writes_checkpoints_metrics_and_pictures(trained_run: Path):
     ckpts = trained_run / "checkpoints"
     assert (ckpts / "last.ckpt").is_file()
     assert len(list(ckpts.glob("best-*.ckpt"))) == 1
+    for ckpt in ckpts.glob("*.ckpt"):  # plain types only: loads without unpickling any code
+        assert torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert METRIC_KEYS <= set(metrics) and all(np.isfinite(list(metrics.values())))
     assert 0.0 <= metrics["REC_0.5"] <= 1.0
@@ -186,10 +189,18 @@ def test_predict_video_keeps_track_ids(trained_run: Path, demo_dir: Path, tmp_pa
         "min_area=0",
         f"run_dir={tmp_path / 'run'}",
     )
-    frames = sorted((out / "video_test2").iterdir())
-    assert [f.name for f in frames] == ["000000", "000024", "000048"]
-    assert all(Image.open(p).size == (1280, 720) for p in frames[0].glob("*.png"))
+    frames = sorted((out / "pha" / "video_test2").iterdir())  # V-HIM60's layout, frames by video index
+    assert [f.name for f in frames] == ["00000", "00024", "00048"]
+    mattes = list(frames[0].glob("*.png"))
+    assert mattes and all(Image.open(p).size == (1280, 720) for p in mattes)
+    assert sorted(p.name for p in (out / "fgr" / "video_test2").iterdir()) == [
+        "00000.jpg",
+        "00024.jpg",
+        "00048.jpg",
+    ]
     assert (out / "video_test2_overlay.mp4").stat().st_size > 1000
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["videos"][0]["frames"] == 3 and summary["videos"][0]["ids"] >= len(mattes)
 
 
 def test_predict_folder_with_videos_and_clashing_names(trained_run: Path, tmp_path: Path):
@@ -215,12 +226,46 @@ def test_predict_folder_with_videos_and_clashing_names(trained_run: Path, tmp_pa
         f"run_dir={tmp_path / 'run'}",
     )
     assert Image.open(next((out / "clip_jpg").glob("*.png"))).size == (40, 30)
-    frames = sorted(p.name for p in (out / "clip_mp4").iterdir())
-    assert frames == ["000000", "000001", "000002"]
-    assert Image.open(next((out / "clip_mp4" / "000000").glob("*.png"))).size == (64, 48)
+    frames = sorted(p.name for p in (out / "pha" / "clip_mp4").iterdir())
+    assert frames == ["00000", "00001", "00002"]
+    assert Image.open(next((out / "pha" / "clip_mp4" / "00000").glob("*.png"))).size == (64, 48)
     assert (out / "clip_mp4_overlay.mp4").is_file()
     failed = (out / "failed.txt").read_text()
     assert "broken.mp4" in failed and "hidden" not in failed
+
+
+def test_export_then_predict_with_onnxruntime_composites_and_a_large_photo(trained_run: Path, tmp_path: Path):
+    onnx = tmp_path / "model.onnx"
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    proc = run_app("export", f"ckpt_path={ckpt}", f"output={onnx}", "exporter=torchscript",
+                   "sample_size=[128,128]", f"run_dir={tmp_path / 'export'}")  # fmt: skip
+    assert onnx.stat().st_size > 1e6 and "onnxruntime vs torch" in proc.stdout
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    Image.fromarray(rng.integers(0, 255, (900, 1200, 3), dtype=np.uint8)).save(folder / "large.jpg")
+    out = tmp_path / "out"
+    run_app("predict", f"ckpt_path={onnx}", "backend=onnx", f"input={folder}", f"output={out}",
+            "eval_size=256", "score_threshold=0.0", "min_area=0", "background=green", "cutout=true",
+            "ids=[0,1]", f"run_dir={tmp_path / 'run'}")  # fmt: skip
+    mattes = sorted((out / "large").glob("*.png"))
+    assert mattes and all(Image.open(p).size == (1200, 900) for p in mattes)  # refined to full size
+    assert Image.open(out / "composite" / "large.jpg").size == (1200, 900)
+    cutouts = sorted(p.name for p in (out / "cutout" / "large").iterdir())
+    assert cutouts == ["00.png", "01.png"][: len(mattes)]
+    assert Image.open(out / "cutout" / "large" / "00.png").mode == "RGBA"
+
+
+def test_predict_refuses_an_output_it_cannot_write_and_a_folder_of_folders(trained_run: Path, tmp_path: Path):
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    ckpt = f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}"
+    proc = run_app("predict", ckpt, f"input={tmp_path / 'data'}", f"output={tmp_path / 'o'}", check=False)
+    assert proc.returncode != 0 and "only 1 folder(s) (train)" in proc.stderr
+    (tmp_path / "taken").write_text("x")
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(image)
+    proc = run_app("predict", ckpt, f"input={image}", f"output={tmp_path / 'taken'}", check=False)
+    assert proc.returncode != 0 and "is a file, not a folder" in proc.stderr
 
 
 def test_fast_dev_run_trains_and_tests_without_writing_checkpoints(tmp_path: Path):

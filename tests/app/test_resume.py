@@ -62,7 +62,7 @@ def _fit(run_dir: Path, max_steps: int, stop_after: int | None = None, ckpt_path
         cfg.trainer, "trainer", callbacks=[*build_dict(cfg.callbacks, "callbacks"), recorder], logger=False
     )
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except Interrupted:
         pass
     return recorder, trainer
@@ -76,7 +76,7 @@ def test_resume_continues_step_count_and_data_order(tmp_path: Path):
     first, _ = _fit(run, max_steps=9, stop_after=3)  # steps 0-2 trained, last.ckpt written after step 2
     assert first.steps == [0, 1, 2]
     last = resolve_ckpt_path("last", run)
-    assert torch.load(last, weights_only=False)["global_step"] == 2
+    assert torch.load(last, weights_only=True)["global_step"] == 2
 
     resumed, trainer = _fit(run, max_steps=9, ckpt_path=last)
     assert resumed.steps == list(range(2, 9))  # the step count continues

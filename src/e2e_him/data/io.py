@@ -65,8 +65,7 @@ def read_image(path: str | Path) -> np.ndarray:
         rgba = np.asarray(img.convert("RGBA")).astype(np.float32)
         rgb = rgba[..., :3] * (rgba[..., 3:] / 255.0)
         return np.round(rgb).astype(np.uint8)
-    arr = np.asarray(img.convert("RGB"))
-    return np.ascontiguousarray(arr)
+    return np.array(img.convert("RGB"))  # a writable copy (torch.from_numpy warns on read-only arrays)
 
 
 def read_alpha(path: str | Path) -> np.ndarray:

@@ -18,6 +18,7 @@ from e2e_him.models.guidance import UnitedGuidanceNetwork
 from e2e_him.models.init import kaiming_init
 from e2e_him.models.matting_head import InstanceMattingNetwork
 from e2e_him.models.perception import PerceptionNetwork
+from e2e_him.models.query_selection import select_queries
 from e2e_him.models.stem import DeepStem
 
 SIZE_MULTIPLE = 32
@@ -138,10 +139,13 @@ class E2EHIM(nn.Module):
     def num_queries(self) -> int:
         return self.perception.num_queries
 
-    def forward(self, image: torch.Tensor) -> dict[str, Any]:
+    def forward(self, image: torch.Tensor, keep_scores_above: float | None = None) -> dict[str, Any]:
         """image (B, 3, H, W), ImageNet-normalised, H and W multiples of 32 -> the outputs of
         docs/contracts.md section 3 (`pred_logits`, `pred_masks`, `aux_outputs`, `trimap_logits`,
-        `alpha_pred`, `alpha_fin`, `context`, `detailed_context`, `guidance`, `guidance_attention`)."""
+        `alpha_pred`, `alpha_fin`, `context`, `detailed_context`, `guidance`, `guidance_attention`).
+
+        `keep_scores_above`: at inference, decode trimaps and mattes only for queries whose p(human) can
+        pass this post-processing threshold (zeros for the others; models/query_selection.py)."""
         h, w = image.shape[-2:]
         if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
             raise ValueError(f"E2EHIM needs H and W multiples of {SIZE_MULTIPLE}, got an input of {h}x{w}")
@@ -150,7 +154,10 @@ class E2EHIM(nn.Module):
         perception = self.perception(features)
         codes, detailed = perception["codes"], perception["detailed_context"]
         guidance, attention = self.guidance(detailed, codes) if self.guidance is not None else (None, None)
-        matting = self.matting(image, (half, quarter), detailed, guidance, codes)
+        select = None
+        if keep_scores_above is not None and not self.training:
+            select = select_queries(perception["pred_logits"], keep_scores_above)
+        matting = self.matting(image, (half, quarter), detailed, guidance, codes, select)
         return {
             "pred_logits": perception["pred_logits"],
             "pred_masks": perception["pred_masks"],

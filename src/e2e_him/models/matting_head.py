@@ -12,6 +12,7 @@ from e2e_him.data.trimap import trimap_argmax_masks
 from e2e_him.models.dynamic import KernelMLP, dynamic_conv1x1
 from e2e_him.models.fusion import UNetFusion
 from e2e_him.models.layers import ConvGNAct
+from e2e_him.models.query_selection import gather_queries, scatter_queries
 from e2e_him.models.refiner import Refiner
 
 
@@ -112,6 +113,7 @@ class InstanceMattingNetwork(nn.Module):
         detailed: torch.Tensor,
         guidance: torch.Tensor | None,
         codes: torch.Tensor,
+        select: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Args:
             image: (B, 3, H, W), the normalised input.
@@ -119,6 +121,7 @@ class InstanceMattingNetwork(nn.Module):
             detailed: F_dc (B, C, H/8, W/8), the image features.
             guidance: G_All (B, S * C_g, H/8, W/8) or None.
             codes: X (B, N, C).
+            select: (B, K) queries to decode (models/query_selection.py), None = all; the others get zeros.
 
         Returns:
             `trimap_logits` (B, N, 3, H/2, W/2), `alpha_pred` and `alpha_fin` (B, N, H, W).
@@ -127,10 +130,14 @@ class InstanceMattingNetwork(nn.Module):
         x = self.fusion(x)  # (B, fusion_widths[0], H/8, W/8)
         half, quarter = low_level
         trimap_features, alpha_features = self.refiner(x, (quarter, half, image))
-        trimap_logits = self.predict_trimaps(trimap_features, codes)
-        alpha_pred = self.predict_alpha(alpha_features, codes)
-        return {
+        decoded = codes if select is None else gather_queries(codes, select)
+        trimap_logits = self.predict_trimaps(trimap_features, decoded)
+        alpha_pred = self.predict_alpha(alpha_features, decoded)
+        out = {
             "trimap_logits": trimap_logits,
             "alpha_pred": alpha_pred,
             "alpha_fin": fuse_alpha(alpha_pred, trimap_logits),
         }
+        if select is not None:
+            out = {k: scatter_queries(v, select, codes.shape[1]) for k, v in out.items()}
+        return out

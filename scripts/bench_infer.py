@@ -1,0 +1,208 @@
+"""Time our network's forward pass in its inference settings against float32 and the authors' network,
+interleaved in one run, and check how far the mattes move from float32.
+
+    python scripts/bench_infer.py experiment=backbone_swin_tiny                      # paper layout, Swin-T
+    python scripts/bench_infer.py experiment=backbone_swin_tiny --authors-repo ~/E2E-HIM --rounds 5
+    python scripts/bench_infer.py --ckpt path/to/model.ckpt --variants fp32,bf16,onnx --parts
+    python scripts/bench_infer.py experiment=backbone_swin_tiny --variants fp32-cl,bf16 --batch 4
+    python scripts/bench_infer.py experiment=quickstart --folder ../shared/data/demo   # images/s of predict
+
+Arguments with "=" are Hydra overrides of conf/train.yaml (the model config; any layout with the output
+contract of docs/contracts.md section 3), or `--ckpt` loads a checkpoint. Random weights are fine for timing.
+Variants: fp32 (plain float32), fp32-cl (channels-last), bf16 (bfloat16 autocast + channels-last, where the
+CPU has native bf16), bf16-compile (the same under torch.compile), onnx (onnxruntime, exported with the
+torchscript exporter into a temporary file: fast, and right for Swin at batch 1 and 640 px).
+`--authors-repo PATH` adds the authors' released network (a checkout of aipixel/E2E-HIM: its
+`matmodel.E2EHIMST` is imported from there at run time; it needs `einops`, and runs only at 640 x 640,
+batch 1) with random weights. Every round times each variant once, in
+turn; the table gives the median seconds per image, the ratio to the authors' network (or to fp32), and the
+mean / max absolute difference of `alpha_fin` and of the class logits from our float32 output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from copy import deepcopy
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from e2e_him.predictor.backends import OUTPUT_KEYS, OnnxBackend, TorchBackend
+
+SHARED_PHOTO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "demo" / "group1.jpg"
+
+
+def build_net(overrides: list[str], ckpt: str | None) -> torch.nn.Module:
+    if ckpt:
+        from e2e_him.utils.checkpoint import load_module
+
+        return load_module(ckpt).net.eval()
+    from e2e_him.utils.config import compose_config
+    from e2e_him.utils.instantiate import build
+
+    torch.manual_seed(0)
+    return build(compose_config("train", overrides).model, "model").net.eval()
+
+
+def input_batch(size: int, batch: int, photo: str | None) -> torch.Tensor:
+    """A real photo (resized to size x size, as the authors' code does) repeated `batch` times, normalised."""
+    import cv2
+
+    from e2e_him.data.io import read_image
+    from e2e_him.data.transforms import normalize_image
+
+    path = Path(photo) if photo else SHARED_PHOTO
+    if path.is_file():
+        image = cv2.resize(read_image(path), (size, size), interpolation=cv2.INTER_AREA)
+    else:
+        image = np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8)
+    return normalize_image(image)[None].repeat(batch, 1, 1, 1)
+
+
+def authors_network(repo: str) -> torch.nn.Module:
+    """The authors' `E2EHIMST` from a checkout of their repository (random weights, eval mode)."""
+    sys.path.insert(0, str(Path(repo).expanduser().resolve()))
+    import matmodel  # the user's checkout of aipixel/E2E-HIM (GPL-3.0); never part of this project
+
+    torch.manual_seed(0)
+    return matmodel.E2EHIMST().eval()
+
+
+def variant(name: str, net: torch.nn.Module, tmp: Path):
+    """A callable image batch -> outputs dict for one variant name."""
+    if name == "fp32":
+        return TorchBackend(net, "cpu", "fp32", channels_last=False)
+    if name == "fp32-cl":
+        return TorchBackend(net, "cpu", "fp32", channels_last=True)
+    if name == "bf16":
+        return TorchBackend(net, "cpu", "bf16", channels_last=True)
+    if name == "bf16-compile":
+        return TorchBackend(net, "cpu", "bf16", channels_last=True, compile=True)
+    if name == "onnx":
+        from e2e_him.export import export_onnx
+
+        net = net.to(memory_format=torch.contiguous_format)
+        return OnnxBackend(export_onnx(net, tmp / "model.onnx", exporter="torchscript"))
+    raise ValueError(f"unknown variant {name!r}")
+
+
+def part_timer(net: torch.nn.Module) -> dict[str, list[float]]:
+    """Forward hooks on the network's direct children recording their seconds per call."""
+    times: dict[str, list[float]] = {}
+    starts: dict[str, float] = {}
+    for child_name, child in net.named_children():
+
+        def pre(_m, _i, n=child_name):
+            starts[n] = time.perf_counter()
+
+        def post(_m, _i, _o, n=child_name):
+            times.setdefault(n, []).append(time.perf_counter() - starts[n])
+
+        child.register_forward_pre_hook(pre)
+        child.register_forward_hook(post)
+    return times
+
+
+def folder_throughput(net: torch.nn.Module, folder: str, eval_size: int, precision: str) -> None:
+    """Images per second of predict's photo loop over a folder, for background workers 0 / 1 and batch 1 / 4
+    (mattes written to a temporary folder; no overlays)."""
+    from e2e_him.data.io import list_images
+    from e2e_him.predictor.mattes import Predictor
+    from e2e_him.predictor.outputs import Extras
+    from e2e_him.predictor.pipeline import predict_photos
+
+    paths = list_images(folder)
+    predictor = Predictor(TorchBackend(net, "cpu", precision), eval_size, score_threshold=0.5, min_area=0)
+    print(f"\n{len(paths)} photos of {folder}, eval_size {eval_size}, {predictor.backend.precision}:")
+    print("| workers | batch | images / s |\n|---|---|---|")
+    with tempfile.TemporaryDirectory() as out:  # warm-up: oneDNN prepares its kernels per input shape
+        predict_photos(predictor, paths, [p.stem for p in paths], Path(out), Extras(overlay=False))
+    for workers, batch in ((0, 1), (1, 1), (0, 4), (1, 4)):
+        with tempfile.TemporaryDirectory() as out:
+            start = time.perf_counter()
+            predict_photos(predictor, paths, [p.stem for p in paths], Path(out), Extras(overlay=False),
+                           batch, workers)  # fmt: skip
+            print(f"| {workers} | {batch} | {len(paths) / (time.perf_counter() - start):.2f} |", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--ckpt", default=None, help="a checkpoint instead of Hydra model overrides")
+    parser.add_argument("--variants", default="fp32,fp32-cl,bf16")
+    parser.add_argument("--authors-repo", default=None, help="checkout of aipixel/E2E-HIM for the baseline")
+    parser.add_argument("--size", type=int, default=640)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--photo", default=None, help="input photo (default: ../shared/data/demo/group1.jpg)")
+    parser.add_argument("--parts", action="store_true", help="also time the network's direct children")
+    parser.add_argument("--folder", default=None, help="only time predict's loop over this folder")
+    parser.add_argument("--eval-size", type=int, default=640, help="with --folder: the working size")
+    args, overrides = parser.parse_known_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    net = build_net(overrides, args.ckpt)
+    if args.folder:
+        return folder_throughput(net, args.folder, args.eval_size, "auto")
+    image = input_batch(args.size, args.batch, args.photo)
+    names = [v for v in args.variants.split(",") if v]
+    with tempfile.TemporaryDirectory() as tmp:
+        with torch.inference_mode():
+            reference = {k: v.float() for k, v in net(image).items() if k in OUTPUT_KEYS}
+        runners, parts = {}, {}
+        for n in names:  # each variant gets its own copy: backends convert the weights in place
+            copy = deepcopy(net)
+            if args.parts and n != "onnx":
+                parts[n] = part_timer(copy)
+            runners[n] = variant(n, copy, Path(tmp))
+        if args.authors_repo:
+            if (args.size, args.batch) != (640, 1):
+                raise SystemExit("the authors' network runs only at 640 x 640, batch 1")
+            authors = authors_network(args.authors_repo)
+            runners = {"authors": lambda x: authors(x), **runners}
+        seconds: dict[str, list[float]] = {n: [] for n in runners}
+        part_rows: dict[str, dict[str, list[float]]] = {}
+        errors = {}
+        for name, run in runners.items():  # warm-up, and the differences from float32
+            with torch.inference_mode():
+                out = run(image)
+            if name != "authors":
+                d = (out["alpha_fin"].float() - reference["alpha_fin"]).abs()
+                dl = (out["pred_logits"].float() - reference["pred_logits"]).abs()
+                errors[name] = (float(d.mean()), float(d.max()), float(dl.max()))
+        for r in range(args.rounds):
+            for name, run in runners.items():
+                for v in parts.get(name, {}).values():
+                    v.clear()
+                start = time.perf_counter()
+                with torch.inference_mode():
+                    run(image)
+                seconds[name].append((time.perf_counter() - start) / args.batch)
+                for part, v in parts.get(name, {}).items():
+                    part_rows.setdefault(name, {}).setdefault(part, []).append(sum(v) / args.batch)
+            print(f"round {r}: " + ", ".join(f"{n} {s[-1]:.2f}s" for n, s in seconds.items()), flush=True)
+    median = {n: statistics.median(s) for n, s in seconds.items()}
+    base = "authors" if "authors" in median else names[0]
+    print(f"\n{args.size} x {args.size}, batch {args.batch}, {torch.get_num_threads()} threads, "
+          f"{args.rounds} rounds, median s/image; differences from our float32 output")  # fmt: skip
+    print(f"| variant | s / image | {base} / variant | alpha_fin MAD | alpha_fin max | logits max |")
+    print("|---|---|---|---|---|---|")
+    for name, value in median.items():
+        err = errors.get(name)
+        cells = [f"{e:.2e}" for e in err] if err else ["-", "-", "-"]
+        print(f"| {name} | {value:.2f} | {median[base] / value:.2f} | " + " | ".join(cells) + " |")
+    if part_rows:
+        print("\nper part, median s/image:")
+        for name, rows in part_rows.items():
+            print(f"  {name}: " + ", ".join(f"{p} {statistics.median(v):.2f}" for p, v in rows.items()))
+
+
+if __name__ == "__main__":
+    main()

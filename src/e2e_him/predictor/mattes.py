@@ -1,0 +1,130 @@
+"""From photos to the mattes of their people: a backend (PyTorch or ONNX), the release's keep rule
+(`e2e_him.models.inference.postprocess`) and, for photos larger than the network's working size, guided
+refinement at full resolution (`e2e_him.predictor.refine`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from e2e_him.data.transforms import prepare_eval_image
+from e2e_him.models.inference import postprocess
+from e2e_him.predictor.backends import OnnxBackend, TorchBackend
+from e2e_him.predictor.refine import refine_mattes
+
+log = logging.getLogger(__name__)
+REFINE_MODES = ("auto", "guided", "none")
+# refine="auto" refines a photo whose long side is more than this many times the network input's
+AUTO_REFINE_FACTOR = 1.25
+
+
+class Predictor:
+    """A backend plus post-processing, applied to uint8 RGB photos of any size.
+
+    Args:
+        backend: `TorchBackend` or `OnnxBackend` (maps (B, 3, H, W) to `pred_logits` and `alpha_fin`).
+        eval_size: long side of the network input (None: the photo's own size, padded to a multiple of 32).
+        score_threshold: a query is a person when p(human) exceeds this.
+        min_area: a person is kept when its summed alpha at the photo's size exceeds this many pixels.
+        refine: "auto" (guided refinement when the photo is more than 1.25x the network input), "guided"
+            (whenever the photo is larger than the input), "none" (plain bilinear upsampling).
+        refine_radius: guided filter radius at the working size.
+        refine_eps: guided filter regularisation.
+    """
+
+    def __init__(
+        self,
+        backend: Any,
+        eval_size: int | None = 640,
+        score_threshold: float = 0.5,
+        min_area: float = 1000.0,
+        refine: str = "auto",
+        refine_radius: int = 1,
+        refine_eps: float = 1e-4,
+    ) -> None:
+        if refine not in REFINE_MODES:
+            raise ValueError(f"refine must be one of {list(REFINE_MODES)}, got {refine!r}")
+        self.backend = backend
+        self.eval_size = eval_size
+        self.score_threshold = float(score_threshold)
+        self.min_area = float(min_area)
+        self.refine, self.refine_radius, self.refine_eps = refine, int(refine_radius), float(refine_eps)
+
+    def _refines(self, meta: dict[str, Any]) -> bool:
+        factor = max(meta["orig_size"]) / max(meta["input_size"])
+        if self.refine == "none" or factor <= 1.0:
+            return False
+        return self.refine == "guided" or factor > AUTO_REFINE_FACTOR
+
+    def predict_batch(
+        self, tensors: torch.Tensor, metas: Sequence[dict[str, Any]], images: Sequence[np.ndarray]
+    ) -> list[dict[str, np.ndarray]]:
+        """People of a prepared batch: per photo `alphas` (K, H0, W0) float32 in [0, 1] and `scores` (K,),
+        sorted by score.
+
+        Args:
+            tensors: (B, 3, H, W) from `prepare_eval_image`.
+            metas: their metas.
+            images: the photos (H0, W0, 3) uint8 (the guide of the refinement).
+        """
+        outputs = self.backend(tensors, keep_scores_above=self.score_threshold)
+        refines = [self._refines(m) for m in metas]
+        # photos that are refined are post-processed at the working size; the area rule is applied after
+        work_metas = [{**m, "orig_size": m["input_size"]} if r else m for m, r in zip(metas, refines)]
+        min_area = 0.0 if any(refines) else self.min_area
+        people = postprocess(outputs, work_metas, score_threshold=self.score_threshold, min_area=min_area)
+        results = []
+        for person, image, refined in zip(people, images, refines):
+            alphas = person["alphas"].float().cpu().numpy()
+            scores = person["scores"].float().cpu().numpy()
+            if refined:
+                alphas = refine_mattes(image, alphas, self.refine_radius, self.refine_eps)
+            if refined or min_area != self.min_area:
+                keep = alphas.sum(axis=(1, 2)) > self.min_area
+                alphas, scores = alphas[keep], scores[keep]
+            results.append({"alphas": alphas, "scores": scores})
+        return results
+
+    def __call__(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        """`alphas` (K, H0, W0) and `scores` (K,) of one uint8 RGB photo."""
+        tensor, meta = prepare_eval_image(image, self.eval_size)
+        return self.predict_batch(tensor[None], [meta], [image])[0]
+
+
+def build_backend(
+    ckpt_path: str | Path,
+    backend: str = "torch",
+    device: str = "auto",
+    precision: str = "auto",
+    channels_last: bool = True,
+    compile: bool = False,
+    threads: int | None = None,
+) -> tuple[Any, dict[str, float]]:
+    """The backend for a checkpoint (`backend=torch`, a .ckpt of e2e_him.train) or an exported model
+    (`backend=onnx`, a .onnx of e2e_him.export), and its stored `score_threshold` / `min_area`."""
+    path = Path(ckpt_path)
+    if backend == "onnx" or (backend == "auto" and path.suffix.lower() == ".onnx"):
+        if path.suffix.lower() != ".onnx":
+            raise ValueError(f"backend=onnx needs an .onnx file from python -m e2e_him.export, got {path}")
+        engine = OnnxBackend(path, threads=threads)
+        stored = {
+            k: float(engine.metadata[k]) for k in ("score_threshold", "min_area") if k in engine.metadata
+        }
+        return engine, stored
+    if backend not in ("torch", "auto"):
+        raise ValueError(f"backend must be torch, onnx or auto, got {backend!r}")
+    if path.suffix.lower() == ".onnx":
+        raise ValueError(f"{path} is an ONNX model: run it with backend=onnx")
+    from e2e_him.utils.checkpoint import load_module
+
+    target = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    module = load_module(path, map_location=target)
+    engine = TorchBackend(module.net, target, precision, channels_last, compile)
+    stored = {k: float(module.hparams[k]) for k in ("score_threshold", "min_area") if k in module.hparams}
+    log.info("backend: torch on %s, %s%s", engine.device, engine.precision, ", channels-last" * channels_last)
+    return engine, stored
