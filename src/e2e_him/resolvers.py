@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -56,8 +58,57 @@ def mode_for(metric: str) -> str:
     )
 
 
+def run_stamp(stamp: str, env: Mapping[str, str] | None = None) -> str:
+    """`${e2e_him_run_stamp:${now:...}}`: the last part of a run dir's name, the same in all of a run's ranks.
+
+    A launcher that starts one Hydra app per process (torchrun, or `srun` with several tasks) would give each
+    rank its own time stamp and so its own run dir; there the run's id names the dir instead:
+    `torchrun-<TORCHELASTIC_RUN_ID>` or `slurm-<job id>.<step id>`. Otherwise (one process, or Lightning's
+    own DDP launcher, which hands its run dir to the processes it starts) the given time stamp.
+    """
+    env = os.environ if env is None else env
+    if int(env.get("WORLD_SIZE", "1") or 1) > 1 and "TORCHELASTIC_RUN_ID" in env:
+        run_id = env["TORCHELASTIC_RUN_ID"]
+        if run_id in ("", "none"):
+            raise ValueError(
+                "torchrun without a run id: every rank would pick its own run dir. Give torchrun "
+                "--rdzv-id=<job id> (or --standalone on one machine), or give run_dir=<shared folder>"
+            )
+        return f"torchrun-{run_id}"
+    if int(env.get("SLURM_NTASKS", "1") or 1) > 1 and "SLURM_JOB_ID" in env:
+        return f"slurm-{env['SLURM_JOB_ID']}.{env.get('SLURM_STEP_ID', '0')}"
+    return stamp
+
+
+def rank_suffix(env: Mapping[str, str] | None = None) -> str:
+    """`${e2e_him_rank_suffix:}`: "" in the process of global rank 0 (and when not distributed), else
+    `_rank<R>`, so that each process of a DDP run logs to its own file and rank 0's is the run's log.
+
+    The rank comes from what the launchers set before the process starts: torchrun's RANK, SLURM's
+    SLURM_PROCID, or the NODE_RANK / LOCAL_RANK that Lightning's DDP launcher gives the processes it starts.
+    """
+    env = os.environ if env is None else env
+    for key in ("RANK", "SLURM_PROCID"):
+        if env.get(key, "").isdigit():
+            rank = int(env[key])
+            return f"_rank{rank}" if rank else ""
+    local, node = env.get("LOCAL_RANK", "0"), env.get("NODE_RANK", "0")
+    if local.isdigit() and node.isdigit() and (int(local) or int(node)):
+        return f"_node{node}_rank{local}" if int(node) else f"_rank{local}"
+    return ""
+
+
+def optuna_direction(mode: str) -> str:
+    """`${e2e_him_direction:${optimized_mode}}`: max / min as the Optuna sweeper's maximize / minimize."""
+    directions = {"max": "maximize", "min": "minimize"}
+    if mode not in directions:
+        raise ValueError(f"optimized_mode must be max or min, got {mode!r}")
+    return directions[mode]
+
+
 def register() -> None:
-    """Register the resolvers `e2e_him_root`, `e2e_him_or`, `e2e_him_monitor`, `e2e_him_mode` once."""
+    """Register the resolvers `e2e_him_root`, `e2e_him_or`, `e2e_him_monitor`, `e2e_him_mode`,
+    `e2e_him_run_stamp`, `e2e_him_rank_suffix` and `e2e_him_direction` once."""
     if not OmegaConf.has_resolver("e2e_him_root"):
         OmegaConf.register_new_resolver("e2e_him_root", lambda: str(REPO_ROOT))
     if not OmegaConf.has_resolver("e2e_him_or"):
@@ -66,3 +117,9 @@ def register() -> None:
         OmegaConf.register_new_resolver("e2e_him_monitor", monitor_for)
     if not OmegaConf.has_resolver("e2e_him_mode"):
         OmegaConf.register_new_resolver("e2e_him_mode", mode_for)
+    if not OmegaConf.has_resolver("e2e_him_run_stamp"):  # cached: a run dir is decided once
+        OmegaConf.register_new_resolver("e2e_him_run_stamp", run_stamp, use_cache=True)
+    if not OmegaConf.has_resolver("e2e_him_rank_suffix"):
+        OmegaConf.register_new_resolver("e2e_him_rank_suffix", rank_suffix, use_cache=True)
+    if not OmegaConf.has_resolver("e2e_him_direction"):
+        OmegaConf.register_new_resolver("e2e_him_direction", optuna_direction)

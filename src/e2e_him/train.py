@@ -15,8 +15,9 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig
 
 from e2e_him import CONF_DIR
+from e2e_him.devices import check_devices, check_launcher
 from e2e_him.metrics.report import write_report
-from e2e_him.utils.checkpoint import config_changes, stored_config
+from e2e_him.utils.checkpoint import config_changes, load_init_weights, stored_config
 from e2e_him.utils.instantiate import ConfigError, build, build_dict, build_loggers, plain_config
 from e2e_him.utils.pictures import save_val_predictions
 
@@ -65,8 +66,21 @@ def flat_metrics(callback_metrics: dict[str, Any], prefix: str) -> dict[str, flo
     return dict(sorted(out.items()))
 
 
+def in_sweep() -> bool:
+    """Whether this run is one job of a Hydra multirun (`-m`, an Optuna search, a submitit launch)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit and test the model of `cfg`; returns the final metrics (flat keys such as `REC_0.5`)."""
+    """Fit and test the model of `cfg`; returns the final metrics (flat keys such as `REC_0.5`).
+
+    Under DDP every process runs this; rank 0 alone writes metrics.json, summary.json and the picture (the
+    checkpoints and loggers are rank 0's through Lightning), and every process returns the same metrics.
+    """
+    check_devices(cfg.trainer, cfg.experiment_name, cfg.data.get("batch_size"))
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("seed") is not None:
@@ -76,11 +90,18 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = build(cfg.data, "data")
     model = build(cfg.model, "model")
     model.run_config = {"model": plain_config(cfg.model), "data": plain_config(cfg.data)}
+    if cfg.get("init_weights"):
+        log.info(
+            "init_weights: starting from %s (%s)",
+            cfg.init_weights,
+            load_init_weights(model, cfg.init_weights),
+        )
     callbacks = build_dict(cfg.get("callbacks"), "callbacks")
     loggers = build_loggers(cfg.get("logger"))
     if not loggers:  # `logger=none`: the learning-rate monitor has nowhere to write
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    check_launcher(trainer, in_sweep())
     for logger in loggers:
         logger.log_hyperparams(plain_config(cfg))
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
@@ -89,7 +110,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     start = time.time()
     if cfg.get("train", True):
-        trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     train_seconds = time.time() - start
 
     ckpt_cb = trainer.checkpoint_callback
@@ -101,9 +122,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
             test_ckpt = best or (str(last) if last.is_file() else None)
         else:  # `train=false`: the given checkpoint, or the freshly initialised model (ckpt_path=null)
             test_ckpt = ckpt_path
-        trainer.test(model=model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=False)
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True)
         metrics = flat_metrics(trainer.callback_metrics, "test/")
-        write_report(output_dir, metrics, [], title=f"{cfg.experiment_name} (test on the val split)")
+        if trainer.is_global_zero:
+            write_report(output_dir, metrics, [], title=f"{cfg.experiment_name} (test on the val split)")
 
     picture = None
     if cfg.get("picture_images", 0) and trainer.is_global_zero:
@@ -118,6 +140,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         "predictions_picture": str(picture) if picture else None,
         "train_minutes": round(train_seconds / 60.0, 2),
     }
+    if not trainer.is_global_zero:
+        return metrics
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print("\n=== E2E-HIM run finished ===")
     for key, value in summary.items():

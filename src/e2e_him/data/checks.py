@@ -208,6 +208,20 @@ class SkipLog:
         return rows
 
 
+def too_many_summary(
+    too_many: Sequence[tuple[str, int]], total: int, max_instances: int | None, desc: str, shown: int = 5
+) -> str:
+    """One warning for the images that hold more people than the queries (on_too_many=truncate): how many,
+    the most people in one, and the first few by name."""
+    listed = "; ".join(f"{name} holds {k} people" for name, k in too_many[:shown])
+    more = f"; ... and {len(too_many) - shown} more" if len(too_many) > shown else ""
+    return (
+        f"{desc}: {len(too_many)} of {total} image(s) hold more people than the model's {max_instances} "
+        f"queries (up to {max(k for _, k in too_many)}); training keeps the {max_instances} largest people "
+        f"of each (on_too_many=truncate), evaluation scores every person: {listed}{more}"
+    )
+
+
 def apply_policy(
     source: object,
     report: CheckReport,
@@ -240,12 +254,10 @@ def apply_policy(
             f"(max_instances):\n{listed}\nRaise the query count, or set on_too_many=truncate to keep the "
             f"{max_instances} largest people of each."
         )
-    for name, k in report.too_many:
-        warnings.warn(
-            f"{desc}: image {name} holds {k} people; only the {max_instances} largest are kept "
-            "(on_too_many=truncate)",
-            stacklevel=2,
-        )
+    if report.too_many:
+        message = too_many_summary(report.too_many, len(source.entries), max_instances, desc)
+        log.warning("%s", message)  # into the run's log
+        warnings.warn(message, stacklevel=2)
     if not report.problems:
         return
     if on_bad_file == "error":

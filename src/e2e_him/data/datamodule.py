@@ -17,6 +17,7 @@ from e2e_him.data.checks import MAX_LISTED, ON_BAD_FILE, ON_TOO_MANY, SkipLog, a
 from e2e_him.data.collate import collate
 from e2e_him.data.dataset import EpochSampler, HIMDataset, worker_init_fn
 from e2e_him.data.transforms import EvalTransform, TrainTransform
+from e2e_him.utils.config import plain_hparams
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ class HIMDataModule(LightningDataModule):
         specs = {"train": train, "val": val, "test": test}
         # configs are logged; live objects (sources, factories) are not pickled into checkpoints
         self.save_hyperparameters(ignore=[k for k, v in specs.items() if v is not None and not _is_config(v)])
+        plain_hparams(self.hparams)  # checkpoints load with weights_only=True
         self.specs = specs
         self.root = root
         self.crop_size = (int(crop_size[0]), int(crop_size[1]))
@@ -276,11 +278,14 @@ class HIMDataModule(LightningDataModule):
             multiprocessing_context=self.multiprocessing_context if self.num_workers > 0 else None,
         )
 
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
     def train_dataloader(self) -> DataLoader:
         if self.train_dataset is None:
             raise RuntimeError("HIMDataModule: no training data (give `train`, and call setup('fit'))")
-        trainer = getattr(self, "trainer", None)
-        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        rank, world = self._rank_world()
         sampler = EpochSampler(
             len(self.train_dataset), shuffle=True, seed=self.seed, rank=rank, world_size=world
         )
@@ -289,15 +294,27 @@ class HIMDataModule(LightningDataModule):
             self._resume_at = None
         return self._loader(self.train_dataset, self.batch_size, sampler)
 
+    def _eval_loader(self, dataset: HIMDataset, split: str) -> DataLoader:
+        """Under DDP each rank scores every `world_size`-th image, none twice (no padding, unlike Lightning's
+        distributed sampler); the metrics' sum states are then added up over ranks, so they equal those of one
+        process on the whole split."""
+        rank, world = self._rank_world()
+        if len(dataset) < world:
+            raise ValueError(
+                f"{split} data: {len(dataset)} image(s) for {world} processes: each needs at least one"
+            )
+        sampler = EpochSampler(len(dataset), shuffle=False, rank=rank, world_size=world, pad=False)
+        return self._loader(dataset, self.eval_batch_size, sampler)
+
     def val_dataloader(self) -> DataLoader | list:
         if self.val_dataset is None:
             return []
-        return self._loader(self.val_dataset, self.eval_batch_size)
+        return self._eval_loader(self.val_dataset, "val")
 
     def test_dataloader(self) -> DataLoader:
         if self.test_dataset is None:
             raise RuntimeError("HIMDataModule: no test data (give `test` or `val`, and call setup('test'))")
-        return self._loader(self.test_dataset, self.eval_batch_size)
+        return self._eval_loader(self.test_dataset, "test")
 
 
 def _is_config(value: Any) -> bool:

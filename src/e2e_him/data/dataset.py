@@ -29,14 +29,22 @@ class EpochSampler(Sampler):
     """Yields (index, epoch) pairs, shuffled by (seed, epoch) when `shuffle`; Lightning calls `set_epoch`.
 
     With `world_size` > 1 (DDP; set `use_distributed_sampler: false`) each rank takes every `world_size`-th
-    sample of the epoch's order, starting at `rank`, the order being padded by wrapping around to a multiple
-    of `world_size`. `resume_at(epoch, start)` makes the next pass over `epoch` begin at position `start` of
-    this rank's share, so that a run resumed mid-epoch sees exactly the samples the interrupted run had not
-    seen yet.
+    sample of the epoch's order, starting at `rank`: the shards are disjoint and together hold the epoch.
+    With `pad` (training) the order is first padded by wrapping around to a multiple of `world_size`, so that
+    every rank runs the same number of steps (DDP needs that; the first `-num_samples % world_size` samples of
+    the order are seen twice); without it (evaluation) no sample is repeated and shards differ by at most one.
+    `resume_at(epoch, start)` makes the next pass over `epoch` begin at position `start` of this rank's share,
+    so that a run resumed mid-epoch sees exactly the samples the interrupted run had not seen yet.
     """
 
     def __init__(
-        self, num_samples: int, shuffle: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1
+        self,
+        num_samples: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        pad: bool = True,
     ):
         if not 0 <= rank < world_size:
             raise ValueError(f"EpochSampler: rank {rank} is not in [0, world_size={world_size})")
@@ -44,6 +52,7 @@ class EpochSampler(Sampler):
         self.shuffle = shuffle
         self.seed = int(seed)
         self.rank, self.world_size = int(rank), int(world_size)
+        self.pad = bool(pad)
         self.epoch = 0
         self._resume: tuple[int, int] | None = None
 
@@ -62,14 +71,18 @@ class EpochSampler(Sampler):
     def __iter__(self) -> Iterator[tuple[int, int]]:
         order = self.order(self.epoch)
         if self.world_size > 1:
-            order = np.resize(order, len(self) * self.world_size)[self.rank :: self.world_size]
+            if self.pad:
+                order = np.resize(order, len(self) * self.world_size)
+            order = order[self.rank :: self.world_size]
         if self._resume is not None and self._resume[0] == self.epoch:
             order = order[self._resume[1] :]
         self._resume = None
         return iter([(int(i), self.epoch) for i in order])
 
     def __len__(self) -> int:
-        return -(-self.num_samples // self.world_size)
+        if self.pad:
+            return -(-self.num_samples // self.world_size)
+        return len(range(self.rank, self.num_samples, self.world_size))
 
 
 def worker_init_fn(worker_id: int) -> None:

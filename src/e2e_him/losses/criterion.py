@@ -26,12 +26,36 @@ from e2e_him.losses.matching import HungarianMatcher, Indices
 PERCEPTION_KEYS = ("loss_cls", "loss_focal", "loss_dice")
 
 
+def global_count(local: Tensor) -> Tensor:
+    """A loss normaliser (|Omega| of Eq. 15/17, |U| of Eq. 18): max(count, 1), over all processes under DDP.
+
+    While training under torch.distributed with W > 1 processes, the counts are summed over the processes,
+    clamped at 1 and divided by W: each process divides its own sum by that, DDP averages the W gradients,
+    and the result is the gradient of (sum over all processes) / max(global count, 1), the one a single
+    process computes on the whole batch. Evaluation (no gradient) uses each process's own count and runs no
+    collective, since its shards may hold different numbers of batches.
+
+    Args:
+        local: this process's count(s), any shape.
+
+    Returns:
+        float32 tensor of the same shape, without gradient.
+    """
+    n = local.detach().to(torch.float32)
+    if torch.is_grad_enabled() and dist.is_available() and dist.is_initialized():
+        world = dist.get_world_size()
+        if world > 1:
+            n = n.clone()
+            dist.all_reduce(n)
+            return n.clamp(min=1.0) / world
+    return n.clamp(min=1.0)
+
+
 class SetCriterion(nn.Module):
     """Perception loss (Eq. 13-15) on every decoder layer and matting loss (Eq. 16-18) on the final one.
 
     Each forward matches queries to people (`HungarianMatcher`, Eq. 9-12), then computes, with the number
-    of people P_all of the batch (summed over processes under DDP, divided by the world size, at least 1) as
-    the normaliser |Omega|:
+    of people P_all of the batch (at least 1) as the normaliser |Omega|:
 
     - `loss_cls` L_cls (Eq. 14): weighted CE over all B * N queries, unmatched ones labelled background.
     - `loss_focal`, `loss_dice`: sum over matched masks of BCE_focal / Dice at H/8, divided by P_all (Eq. 15);
@@ -40,8 +64,8 @@ class SetCriterion(nn.Module):
     - `loss_tri` (Eq. 17): focal CE of the matched trimaps at H/2, summed and divided by P_all.
     - `loss_alpha_pu`, `loss_alpha_gu` (Eq. 18): L1 of the matched alpha_pred over the predicted unknown
       region (argmax of the trimap logits, nearest-upsampled to H, no gradient) and over the ground-truth
-      unknown region (trimap == 1), each divided by that region's pixel count over all matched queries of this
-      process; `loss_alpha` = lambda_pu * pu + lambda_gu * gu;
+      unknown region (trimap == 1), each divided by that region's pixel count over all matched queries (at
+      least 1); `loss_alpha` = lambda_pu * pu + lambda_gu * gu;
       `loss_matting` = lambda_t * tri + lambda_alpha * alpha (Eq. 16).
     - With deep supervision, every entry of `outputs["aux_outputs"]` is matched on its own and gives the same
       three perception terms; `loss_cls_aux`, `loss_focal_aux`, `loss_dice_aux` are their raw sums over layers
@@ -50,6 +74,9 @@ class SetCriterion(nn.Module):
       terms ARE included in the total.
 
     All values are scalar tensors; absent parts (no aux layers, no people) are 0, never NaN.
+
+    Under DDP, while training, |Omega| and the two pixel counts are those of the whole global batch (see
+    `global_count`), so that W processes with batch b give the gradients of one process with batch W * b.
 
     Args:
         matcher: the matcher; None builds `HungarianMatcher` with unit weights and this criterion's focal,
@@ -127,12 +154,8 @@ class SetCriterion(nn.Module):
     # ------------------------------------------------------------------------------------------------ helpers
     @staticmethod
     def num_people(valid: Tensor) -> Tensor:
-        """|Omega|: people in the batch (under DDP: the sum over processes / world size), at least 1."""
-        n = valid.sum().to(torch.float32)
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(n)
-            n = n / dist.get_world_size()
-        return n.clamp(min=1.0)
+        """|Omega| of Eq. 15 and 17: the people in the batch, at least 1 (under DDP see `global_count`)."""
+        return global_count(valid.sum())
 
     @staticmethod
     def _flat(indices: Indices, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
@@ -197,10 +220,12 @@ class SetCriterion(nn.Module):
         alpha = alpha_all[b, q].float()  # (M, H, W)
         gt_alpha = batch["alphas"][b, t].float()
         u_pred = predicted_unknown(tri_logits, tuple(alpha.shape[-2:]))  # (M, H, W) bool, detached
+        u_gt = gt_tri == UNKNOWN  # (M, H, W) bool
+        counts = global_count(torch.stack([u_pred.sum(), u_gt.sum()]))  # (2,): |U_pred|, |U_gt| of Eq. 18
         return {
             "loss_tri": loss_tri,
-            "loss_alpha_pu": region_l1(alpha, gt_alpha, u_pred),
-            "loss_alpha_gu": region_l1(alpha, gt_alpha, gt_tri == UNKNOWN),
+            "loss_alpha_pu": region_l1(alpha, gt_alpha, u_pred, counts[0]),
+            "loss_alpha_gu": region_l1(alpha, gt_alpha, u_gt, counts[1]),
         }
 
     # --------------------------------------------------------------------------------------------- forward

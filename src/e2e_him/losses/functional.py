@@ -201,21 +201,26 @@ def predicted_unknown(trimap_logits: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 # -------------------------------------------------------------------------------------------------- alpha
-def region_l1(pred: Tensor, target: Tensor, region: Tensor) -> Tensor:
+def region_l1(pred: Tensor, target: Tensor, region: Tensor, count: Tensor | None = None) -> Tensor:
     """Mean absolute error over a region pooled across all masks (one term of Eq. 18).
 
-    Computes sum_i sum_{j in U^i} |pred^{i,j} - target^{i,j}| / sum_i |U^i|; an empty region gives 0.
+    Computes sum_i sum_{j in U^i} |pred^{i,j} - target^{i,j}| / |U| with |U| = max(sum_i |U^i|, 1), so an
+    empty region gives 0. Under DDP the caller passes `count`, the pixel count of all processes' regions
+    divided by the world size (`SetCriterion`), so that the averaged gradients are those of one process.
 
     Args:
         pred: (M, H, W) predicted alpha.
         target: (M, H, W) ground-truth alpha.
         region: (M, H, W) bool region U.
+        count: the normaliser |U| to use instead of this region's own pixel count (a scalar tensor).
 
     Returns:
         Scalar loss.
     """
     region = region.to(pred.dtype)
-    return ((pred - target).abs() * region).sum() / region.sum().clamp(min=1.0)
+    if count is None:
+        count = region.sum().clamp(min=1.0)
+    return ((pred - target).abs() * region).sum() / count
 
 
 # ------------------------------------------------------------------------------------------- mask targets
