@@ -18,6 +18,7 @@ from e2e_him import CONF_DIR
 from e2e_him.devices import check_devices, check_launcher
 from e2e_him.metrics.report import write_report
 from e2e_him.utils.checkpoint import config_changes, load_init_weights, stored_config
+from e2e_him.utils.fidelity import warn_paper_departures
 from e2e_him.utils.instantiate import ConfigError, build, build_dict, build_loggers, plain_config
 from e2e_him.utils.pictures import save_val_predictions
 
@@ -81,6 +82,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     checkpoints and loggers are rank 0's through Lightning), and every process returns the same metrics.
     """
     check_devices(cfg.trainer, cfg.experiment_name, cfg.data.get("batch_size"))
+    warn_paper_departures(cfg)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("seed") is not None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from e2e_him.losses.functional import (
@@ -70,8 +71,9 @@ class SetCriterion(nn.Module):
     - With deep supervision, every entry of `outputs["aux_outputs"]` is matched on its own and gives the same
       three perception terms; `loss_cls_aux`, `loss_focal_aux`, `loss_dice_aux` are their raw sums over layers
       and `loss_perception_aux` their weighted sum (each layer weighted like the final one, as Mask2Former).
-    - `loss` = lambda_p * (loss_perception + loss_perception_aux) + lambda_m * loss_matting (Eq. 19): the aux
-      terms ARE included in the total.
+    - `loss` = lambda_p * (loss_perception + aux_weight * loss_perception_aux) + lambda_m * loss_matting
+      (Eq. 19 plus the deep supervision): the aux terms ARE included in the total, each layer weighted by
+      `aux_weight`.
 
     All values are scalar tensors; absent parts (no aux layers, no people) are 0, never NaN.
 
@@ -91,6 +93,10 @@ class SetCriterion(nn.Module):
         focal_alpha, focal_gamma: the focal BCE's alpha and gamma (0.25, 2: Lin et al.'s sigmoid focal loss).
         trimap_gamma: gamma of the trimap focal CE (2).
         deep_supervision: add the perception loss of every intermediate decoder layer.
+        person_weight: ours, 0 in the paper: weight of `loss_person`, BCE + dice of the dense "any person" map
+            `outputs["pred_person"]` against the union of the people's masks (added to the total).
+        aux_weight: weight of each intermediate layer's perception loss in the total (1: Mask2Former's habit;
+            with D decoder layers the perception-to-matting balance of Eq. 19 becomes about D : 1).
         num_points: None computes the mask losses on every H/8 pixel; a number samples that many points per
             matched mask (mostly uncertain ones, Mask2Former) with the ground truth at full resolution.
         oversample_ratio, importance_sample_ratio: the point sampler's settings (3, 0.75).
@@ -117,6 +123,8 @@ class SetCriterion(nn.Module):
         focal_gamma: float = 2.0,
         trimap_gamma: float = 2.0,
         deep_supervision: bool = True,
+        aux_weight: float = 1.0,
+        person_weight: float = 0.0,
         num_points: int | None = None,
         oversample_ratio: float = 3.0,
         importance_sample_ratio: float = 0.75,
@@ -143,6 +151,8 @@ class SetCriterion(nn.Module):
         self.cls_normalization = cls_normalization
         self.focal_alpha, self.focal_gamma, self.trimap_gamma = focal_alpha, focal_gamma, trimap_gamma
         self.deep_supervision = deep_supervision
+        self.aux_weight = float(aux_weight)
+        self.person_weight = float(person_weight)
         self.num_points = num_points
         self.oversample_ratio, self.importance_sample_ratio = oversample_ratio, importance_sample_ratio
         self.mask_target = mask_target
@@ -228,6 +238,13 @@ class SetCriterion(nn.Module):
             "loss_alpha_gu": region_l1(alpha, gt_alpha, u_gt, counts[1]),
         }
 
+    def person_loss(self, logits: Tensor, batch: dict[str, Any]) -> Tensor:
+        """BCE + dice of the dense person map (B, h, w) against the union of the batch's masks."""
+        union = (batch["masks"] * batch["valid"][..., None, None]).amax(dim=1)  # (B, H, W)
+        target = downsample_masks(union, tuple(logits.shape[-2:]), self.mask_target)  # (B, h, w)
+        bce = F.binary_cross_entropy_with_logits(logits.float(), target)
+        return bce + dice_loss(logits.float().flatten(1), target.flatten(1)).mean()
+
     # --------------------------------------------------------------------------------------------- forward
     def match(self, outputs: dict[str, Any], batch: dict[str, Any]) -> Indices:
         """The final layer's assignment: one (query_idx, target_idx) pair per image (tests, pictures)."""
@@ -276,6 +293,9 @@ class SetCriterion(nn.Module):
             self.lambda_pu * losses["loss_alpha_pu"] + self.lambda_gu * losses["loss_alpha_gu"]
         )
         losses["loss_matting"] = self.lambda_t * losses["loss_tri"] + self.lambda_alpha * losses["loss_alpha"]
-        perception = losses["loss_perception"] + losses["loss_perception_aux"]
+        perception = losses["loss_perception"] + self.aux_weight * losses["loss_perception_aux"]
         losses["loss"] = self.lambda_p * perception + self.lambda_m * losses["loss_matting"]
+        if self.person_weight and "pred_person" in outputs:
+            losses["loss_person"] = self.person_loss(outputs["pred_person"], batch)
+            losses["loss"] = losses["loss"] + self.person_weight * losses["loss_person"]
         return losses

@@ -56,6 +56,10 @@ class E2EHIM(nn.Module):
         refiner_convs: Sequence[int] = (2, 2, 2),
         trimap_channels: int = 32,
         alpha_channels: int = 64,
+        mask_position_channels: int = 0,
+        masked_attention: bool = False,
+        person_head: bool = False,
+        mask_prior: bool = False,
     ) -> None:
         """Args:
         backbone: a built backbone (models/backbones contract) whose `in_channels` equals stem_widths[-1].
@@ -80,6 +84,8 @@ class E2EHIM(nn.Module):
         refiner_convs: 3x3 convolutions per refiner stage.
         trimap_channels: C_tri.
         alpha_channels: C_alpha (release: 64).
+        mask_position_channels, masked_attention, person_head: training aids of ours, off in the paper's
+            experiments (PerceptionNetwork); mask_prior: ours, off (InstanceMattingNetwork).
         """
         super().__init__()
         validate_backbone(backbone)
@@ -105,6 +111,9 @@ class E2EHIM(nn.Module):
             kernel_hidden_dim=kernel_hidden_dim,
             kernel_layers=kernel_layers,
             decoder_blocks=decoder_blocks,
+            mask_position_channels=mask_position_channels,
+            masked_attention=masked_attention,
+            person_head=person_head,
         )
         if guidance_heads < 0:
             raise ValueError(f"guidance_heads must be >= 0, got {guidance_heads}")
@@ -130,10 +139,13 @@ class E2EHIM(nn.Module):
             alpha_channels=alpha_channels,
             kernel_hidden_dim=kernel_hidden_dim,
             kernel_layers=kernel_layers,
+            mask_prior=mask_prior,
         )
         for part in (self.stem, self.perception, self.guidance, self.matting):
             if part is not None:
                 kaiming_init(part)
+        if self.perception.person_head is not None:  # starts near p = 0.5 everywhere
+            nn.init.normal_(self.perception.person_head.weight, std=0.01)
 
     @property
     def num_queries(self) -> int:
@@ -157,8 +169,12 @@ class E2EHIM(nn.Module):
         select = None
         if keep_scores_above is not None and not self.training:
             select = select_queries(perception["pred_logits"], keep_scores_above)
-        matting = self.matting(image, (half, quarter), detailed, guidance, codes, select)
+        matting = self.matting(
+            image, (half, quarter), detailed, guidance, codes, select, perception["pred_masks"]
+        )
+        extra = {"pred_person": perception["pred_person"]} if "pred_person" in perception else {}
         return {
+            **extra,
             "pred_logits": perception["pred_logits"],
             "pred_masks": perception["pred_masks"],
             "aux_outputs": perception["aux_outputs"],

@@ -62,6 +62,7 @@ class InstanceMattingNetwork(nn.Module):
         alpha_channels: int = 64,
         kernel_hidden_dim: int = 512,
         kernel_layers: int = 3,
+        mask_prior: bool = False,
     ) -> None:
         """Args:
         hidden_dim: C, the width of F_dc and X.
@@ -76,8 +77,13 @@ class InstanceMattingNetwork(nn.Module):
         alpha_channels: C_alpha (release: 64).
         kernel_hidden_dim: hidden width of the kernel MLPs (release: 512).
         kernel_layers: depth of the kernel MLPs (release: 3).
+        mask_prior: ours, off in the paper: each query's trimap and alpha decoders also read its own
+            perception mask M_pred (Eq. 2, logits upsampled to their resolution) through one more kernel
+            weight, so the matting decoders start from where the perception network put the person.
         """
         super().__init__()
+        self.mask_prior = mask_prior
+        prior = int(mask_prior)
         in_channels = hidden_dim + guidance_channels
         if use_fusion:
             self.fusion: nn.Module = UNetFusion(in_channels, fusion_widths)
@@ -93,18 +99,36 @@ class InstanceMattingNetwork(nn.Module):
             alpha_channels=alpha_channels,
             use_low_level=use_refiner,
         )
-        self.trimap_kernels = KernelMLP(hidden_dim, trimap_channels, 3, kernel_hidden_dim, kernel_layers)
-        self.alpha_kernels = KernelMLP(hidden_dim, alpha_channels, 1, kernel_hidden_dim, kernel_layers)
+        self.trimap_kernels = KernelMLP(
+            hidden_dim, trimap_channels + prior, 3, kernel_hidden_dim, kernel_layers
+        )
+        self.alpha_kernels = KernelMLP(
+            hidden_dim, alpha_channels + prior, 1, kernel_hidden_dim, kernel_layers
+        )
 
-    def predict_trimaps(self, trimap_features: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _with_prior(features: torch.Tensor, kernels, biases, masks: torch.Tensor | None) -> torch.Tensor:
+        """Conv(F, k) + B(b), plus k's last weight times each query's upsampled mask logits when `masks`
+        (B, N, h, w) are given: (B, N, K, H', W')."""
+        if masks is None:
+            return dynamic_conv1x1(features, kernels, biases)
+        prior = F.interpolate(masks, size=features.shape[-2:], mode="bilinear")  # (B, N, H', W')
+        out = dynamic_conv1x1(features, kernels[..., :-1], biases)
+        return out + kernels[..., -1, None, None] * prior[:, :, None]
+
+    def predict_trimaps(
+        self, trimap_features: torch.Tensor, codes: torch.Tensor, masks: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Trimap logits T_pred = Conv(F_tri, k_tri) + B(b_tri) (Eq. 6): (B, N, 3, H/2, W/2)."""
-        kernels, biases = self.trimap_kernels(codes)  # (B, N, 3, C_tri), (B, N, 3)
-        return dynamic_conv1x1(trimap_features, kernels, biases)
+        kernels, biases = self.trimap_kernels(codes)  # (B, N, 3, C_tri [+ 1]), (B, N, 3)
+        return self._with_prior(trimap_features, kernels, biases, masks)
 
-    def predict_alpha(self, alpha_features: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    def predict_alpha(
+        self, alpha_features: torch.Tensor, codes: torch.Tensor, masks: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Boundary alpha alpha_pred = sigmoid(Conv(F_alpha, k_alpha) + B(b_alpha)) (Eq. 7): (B, N, H, W)."""
-        kernels, biases = self.alpha_kernels(codes)  # (B, N, 1, C_alpha), (B, N, 1)
-        return dynamic_conv1x1(alpha_features, kernels, biases).squeeze(2).sigmoid()
+        kernels, biases = self.alpha_kernels(codes)  # (B, N, 1, C_alpha [+ 1]), (B, N, 1)
+        return self._with_prior(alpha_features, kernels, biases, masks).squeeze(2).sigmoid()
 
     def forward(
         self,
@@ -114,6 +138,7 @@ class InstanceMattingNetwork(nn.Module):
         guidance: torch.Tensor | None,
         codes: torch.Tensor,
         select: torch.Tensor | None = None,
+        masks: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Args:
             image: (B, 3, H, W), the normalised input.
@@ -122,6 +147,7 @@ class InstanceMattingNetwork(nn.Module):
             guidance: G_All (B, S * C_g, H/8, W/8) or None.
             codes: X (B, N, C).
             select: (B, K) queries to decode (models/query_selection.py), None = all; the others get zeros.
+            masks: M_pred (B, N, H/8, W/8), read with `mask_prior`.
 
         Returns:
             `trimap_logits` (B, N, 3, H/2, W/2), `alpha_pred` and `alpha_fin` (B, N, H, W).
@@ -131,8 +157,11 @@ class InstanceMattingNetwork(nn.Module):
         half, quarter = low_level
         trimap_features, alpha_features = self.refiner(x, (quarter, half, image))
         decoded = codes if select is None else gather_queries(codes, select)
-        trimap_logits = self.predict_trimaps(trimap_features, decoded)
-        alpha_pred = self.predict_alpha(alpha_features, decoded)
+        prior = None
+        if self.mask_prior:
+            prior = masks if select is None else gather_queries(masks, select)
+        trimap_logits = self.predict_trimaps(trimap_features, decoded, prior)
+        alpha_pred = self.predict_alpha(alpha_features, decoded, prior)
         out = {
             "trimap_logits": trimap_logits,
             "alpha_pred": alpha_pred,

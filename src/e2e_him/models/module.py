@@ -12,6 +12,7 @@ from torchmetrics import Metric
 
 from e2e_him.metrics import HumanMattingMetrics, IMQMetric, InstanceMattingMetrics, imq_image_stats
 from e2e_him.metrics.matching import check_instance_inputs
+from e2e_him.metrics.part_iou import PartIoU
 from e2e_him.models.inference import postprocess
 from e2e_him.optim import build_param_groups
 from e2e_him.utils.config import plain_hparams
@@ -112,6 +113,8 @@ class E2EHIMModule(L.LightningModule):
         val_kinds = validation_kinds(metrics) if val_metrics is None else list(val_metrics)
         self.val_metrics = build_metrics(val_kinds, iou_thresholds)
         self.test_metrics = build_metrics(list(metrics), iou_thresholds)
+        # a training diagnostic: IoU of the matched queries' masks, trimaps and mattes (val/iou_*)
+        self.val_part_iou = PartIoU()
         # The resolved run config (plain dict), stored in checkpoints so that eval/predict rebuild the model.
         self.run_config: dict[str, Any] | None = None
 
@@ -154,7 +157,9 @@ class E2EHIMModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Losses and metrics; returns the network outputs and kept people (for callbacks/image_panels.py)."""
-        return self._eval_step("val", batch, self.val_metrics)
+        result = self._eval_step("val", batch, self.val_metrics)
+        self.val_part_iou.update(result["outputs"], batch, self.criterion.match(result["outputs"], batch))
+        return result
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         return self._eval_step("test", batch, self.test_metrics)
@@ -178,7 +183,7 @@ class E2EHIMModule(L.LightningModule):
         self.log_dict(values, sync_dist=False)
 
     def on_validation_epoch_end(self) -> None:
-        self._log_metrics("val", self.val_metrics)
+        self._log_metrics("val", {**self.val_metrics, "part_iou": self.val_part_iou})
 
     def on_test_epoch_end(self) -> None:
         self._log_metrics("test", self.test_metrics)

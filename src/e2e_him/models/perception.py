@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from e2e_him.models.dynamic import KernelMLP
@@ -41,6 +42,9 @@ class PerceptionNetwork(nn.Module):
         kernel_hidden_dim: int = 512,
         kernel_layers: int = 3,
         decoder_blocks: int = 1,
+        mask_position_channels: int = 0,
+        masked_attention: bool = False,
+        person_head: bool = False,
     ) -> None:
         """Args:
         backbone_channels: widths of the backbone's maps at strides 4, 8, 16, 32.
@@ -55,6 +59,12 @@ class PerceptionNetwork(nn.Module):
         kernel_hidden_dim: hidden width of the kernel MLP (release: 512).
         kernel_layers: depth of the kernel MLP (release: 3).
         decoder_blocks: residual bottleneck blocks per level of the feature decoder.
+        mask_position_channels: ours, 0 in the paper: P fixed sine position channels appended to F_dc where
+            the dynamic kernels of Eq. 2 read it, so that a query can place its mask (CondInst's coordinates).
+        masked_attention: ours, off in the paper: Mask2Former's masked cross-attention, each decoder layer
+            attending only where the previous layer's mask of that query is foreground.
+        person_head: ours, off in the paper: a dense "any person" logit map from F_dc (`pred_person`,
+            supervised by the union of the people's masks in the criterion).
         """
         super().__init__()
         if hidden_dim % 2 or hidden_dim % nheads:
@@ -67,7 +77,16 @@ class PerceptionNetwork(nn.Module):
         self.query_embed = nn.Embedding(num_queries, hidden_dim)
         self.decoder = TransformerDecoder(dec_layers, **transformer)
         self.class_head = MLP(hidden_dim, class_hidden_dim, 2, num_layers=2)
-        self.mask_kernels = KernelMLP(hidden_dim, hidden_dim, 1, kernel_hidden_dim, kernel_layers)
+        self.mask_position_channels = mask_position_channels
+        self.mask_position = (
+            PositionEmbeddingSine(mask_position_channels // 2) if mask_position_channels else None
+        )
+        self.mask_kernels = KernelMLP(
+            hidden_dim, hidden_dim + mask_position_channels, 1, kernel_hidden_dim, kernel_layers
+        )
+        self.masked_attention = masked_attention
+        self.nheads = nheads
+        self.person_head = nn.Conv2d(hidden_dim, 1, 1) if person_head else None
         self.feature_decoder = FeatureDecoder(
             (backbone_channels[1], backbone_channels[2], backbone_channels[3]), hidden_dim, decoder_blocks
         )
@@ -90,9 +109,25 @@ class PerceptionNetwork(nn.Module):
         Returns:
             Mask logits (..., B, N, H/8, W/8).
         """
-        kernels, biases = self.mask_kernels(codes)  # (..., B, N, 1, C), (..., B, N, 1)
+        kernels, biases = self.mask_kernels(codes)  # (..., B, N, 1, C + P), (..., B, N, 1)
+        if self.mask_position is not None:
+            detailed = torch.cat((detailed, self.mask_position(detailed)), dim=1)  # (B, C + P, h, w)
         masks = torch.einsum("...bnc,bchw->...bnhw", kernels.squeeze(-2), detailed)
         return masks + biases[..., None]
+
+    def _memory_mask(self, detailed: torch.Tensor, size: tuple[int, int]):
+        """Masked attention (Mask2Former): a function of a decoder layer's codes (B, N, C) giving the next
+        layer's cross-attention mask (B * heads, N, L), True where a query's mask is background at the
+        memory's size; a query whose mask is empty everywhere attends everywhere."""
+
+        def memory_mask(codes: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                masks = F.interpolate(self.predict_masks(codes, detailed), size=size, mode="bilinear")
+                blocked = (masks < 0).flatten(2)  # (B, N, L)
+                blocked &= ~blocked.all(-1, keepdim=True)
+            return blocked.repeat_interleave(self.nheads, dim=0)
+
+        return memory_mask
 
     def forward(self, features: list[torch.Tensor]) -> dict[str, Any]:
         """Backbone maps at strides 4-32 -> dict of `context`, `detailed_context`, `codes` (B, N, C),
@@ -102,12 +137,15 @@ class PerceptionNetwork(nn.Module):
         b = memory.shape[0]
         query_pos = self.query_embed.weight.unsqueeze(0).expand(b, -1, -1)  # (B, N, C)
         tgt = torch.zeros_like(query_pos)
-        codes = self.decoder(tgt, memory, query_pos, pos)  # (D, B, N, C)
         detailed = self.feature_decoder([features[1], features[2], features[3]], context)
+        memory_mask = self._memory_mask(detailed, context.shape[-2:]) if self.masked_attention else None
+        codes = self.decoder(tgt, memory, query_pos, pos, memory_mask)  # (D, B, N, C)
         d = codes.shape[0]
         logits = self.class_head(codes)  # (D, B, N, 2)
         masks = self.predict_masks(codes, detailed)  # (D, B, N, H/8, W/8)
+        out = {"pred_person": self.person_head(detailed)[:, 0]} if self.person_head is not None else {}
         return {
+            **out,
             "context": context,
             "detailed_context": detailed,
             "codes": codes[-1],

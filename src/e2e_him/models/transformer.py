@@ -72,15 +72,22 @@ class DecoderLayer(nn.Module):
         self.dropout3 = nn.Dropout(dropout)
 
     def forward(
-        self, tgt: torch.Tensor, memory: torch.Tensor, query_pos: torch.Tensor, pos: torch.Tensor | None
+        self,
+        tgt: torch.Tensor,
+        memory: torch.Tensor,
+        query_pos: torch.Tensor,
+        pos: torch.Tensor | None,
+        memory_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """tgt, query_pos (B, N, C); memory, pos (B, L, C) -> (B, N, C). `pos` None: keys without positions
-        (the authors' release)."""
+        """tgt, query_pos (B, N, C); memory, pos (B, L, C); memory_mask (B * heads, N, L) bool, True = not
+        attended -> (B, N, C). `pos` None: keys without positions (the authors' release)."""
         q = k = tgt + query_pos
         weights = self.explicit_attention
         tgt = self.norm1(tgt + self.dropout1(self.self_attn(q, k, tgt, need_weights=weights)[0]))
         keys = memory if pos is None else memory + pos
-        attended = self.cross_attn(tgt + query_pos, keys, memory, need_weights=weights)[0]
+        attended = self.cross_attn(
+            tgt + query_pos, keys, memory, attn_mask=memory_mask, need_weights=weights
+        )[0]
         tgt = self.norm2(tgt + self.dropout2(attended))
         return self.norm3(tgt + self.dropout3(self.ffn(tgt)))
 
@@ -127,12 +134,21 @@ class TransformerDecoder(nn.Module):
         self.norm = nn.LayerNorm(d_model)
 
     def forward(
-        self, tgt: torch.Tensor, memory: torch.Tensor, query_pos: torch.Tensor, pos: torch.Tensor | None
+        self,
+        tgt: torch.Tensor,
+        memory: torch.Tensor,
+        query_pos: torch.Tensor,
+        pos: torch.Tensor | None,
+        memory_mask_fn=None,
     ) -> torch.Tensor:
         """tgt, query_pos (B, N, C); memory, pos (B, L, C) or None -> normalised outputs (num_layers, B, N,
-        C)."""
+        C). `memory_mask_fn(codes)` gives each next layer's cross-attention mask from the previous layer's
+        normalised output (masked attention); the first layer attends everywhere."""
         outputs = []
+        mask = None
         for layer in self.layers:
-            tgt = layer(tgt, memory, query_pos, pos)
+            tgt = layer(tgt, memory, query_pos, pos, mask)
             outputs.append(self.norm(tgt))
+            if memory_mask_fn is not None:
+                mask = memory_mask_fn(outputs[-1])
         return torch.stack(outputs)
