@@ -1,4 +1,4 @@
-"""How fast can a plain network learn where the people are on the synthetic data? A ceiling for the quickstart.
+"""How fast can a plain network learn where the people are on the synthetic data? A quickstart ceiling.
 
     python scripts/segmentation_ceiling.py                       # quickstart data: 128 px, 1-3 people
     python scripts/segmentation_ceiling.py --size 256 --max-people 6 --steps 1200
@@ -51,7 +51,9 @@ def union_batch(dataset: SyntheticPeople, indices) -> tuple[torch.Tensor, torch.
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--max-people", type=int, default=3)
     parser.add_argument("--height-range", type=float, nargs=2, default=(0.25, 0.9))
@@ -61,7 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--val-samples", type=int, default=48)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    common = dict(image_size=(args.size, args.size), max_people=args.max_people, height_range=args.height_range)
+    common = dict(
+        image_size=(args.size, args.size), max_people=args.max_people, height_range=args.height_range
+    )
     train = SyntheticPeople(num_samples=args.steps * args.batch_size + args.batch_size, seed=0, **common)
     val_images, val_union = union_batch(
         SyntheticPeople(num_samples=args.val_samples, seed=123, **common), range(args.val_samples)
