@@ -294,6 +294,7 @@ def test_eval_scores_a_prediction_folder_without_a_model(coco_persons: Path, tmp
         "data=instance_folder",
         f"data.root={coco_persons}",
         f"run_dir={tmp_path / 'a'}",
+        "metrics=[instance]",  # Eq. 20 only: IMQ and MaGGIe's errors have their own tests
     )
     perfect = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert perfect["REC_0.5"] == perfect["ACC_0.5"] == 1.0 and perfect["EMAD_0.5"] == 0.0
@@ -306,6 +307,7 @@ def test_eval_scores_a_prediction_folder_without_a_model(coco_persons: Path, tmp
         "data=instance_folder",
         f"data.root={coco_persons}",
         f"run_dir={tmp_path / 'b'}",
+        "metrics=[instance]",
     )
     missing = json.loads((tmp_path / "b" / "metrics.json").read_text())
     total = sum(len(list(d.glob("*.png"))) for d in (coco_persons / "alphas").iterdir())

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-VARIANTS = ["var1", "var2", "var3", "var4", "var5", "var6", "paper_r50"]
+# the variants whose table entries are checked below (every variant trains a step in test_configs.py)
+VARIANTS = ["var1", "var4", "var6", "paper_r50"]
 
 pytestmark = pytest.mark.slow
 

@@ -41,15 +41,16 @@ def converted(release_weights: Path, tmp_path_factory) -> Path:
 
 
 def test_predict_takes_the_release_file_itself_for_photos_and_videos(release_weights: Path, tmp_path: Path):
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
     photo = (np.random.default_rng(0).random((200, 300, 3)) * 255).astype(np.uint8)
-    imageio.imwrite(tmp_path / "photo.png", photo)
-    with imageio.get_writer(tmp_path / "clip.mp4", fps=5, macro_block_size=1) as writer:
+    imageio.imwrite(inputs / "photo.png", photo)
+    with imageio.get_writer(inputs / "clip.mp4", fps=5, macro_block_size=1) as writer:
         for _ in range(2):
             writer.append_data(photo)
     out = tmp_path / "out"
-    for name in ("photo.png", "clip.mp4"):
-        run_app("predict", f"ckpt_path={release_weights}", f"input={tmp_path / name}", f"output={out}",
-                "eval_size=256", "min_area=0", "score_threshold=0.0")  # fmt: skip
+    run_app("predict", f"ckpt_path={release_weights}", f"input={inputs}", f"output={out}",
+            "eval_size=256", "min_area=0", "score_threshold=0.0")  # fmt: skip
     mattes = sorted((out / "photo").glob("*.png"))
     assert len(mattes) == 20  # every query kept (threshold 0): one matte per query at the photo's size
     assert imageio.imread(mattes[0]).shape == (200, 300)
