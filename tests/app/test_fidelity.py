@@ -23,4 +23,6 @@ def test_paper_experiments_without_imagenet_weights_are_flagged(experiment: str,
 def test_no_warning_with_weights_or_outside_the_paper(tmp_path: Path):
     cfg = compose_config("train", ["experiment=paper_r50", "model.net.backbone.pretrained=/w.bin"], tmp_path)
     assert paper_departures(cfg) == []
+    cfg = compose_config("train", ["experiment=paper_r50", "init_weights=/run/last.ckpt"], tmp_path)
+    assert paper_departures(cfg) == []  # the whole network starts from a checkpoint
     assert paper_departures(compose_config("train", ["experiment=quickstart"], tmp_path)) == []

@@ -31,7 +31,10 @@ def test_table7_sweep_smoke(tmp_path: Path):
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-5000:]
     # multirun dirs are named after the variant
-    assert sorted(p.name.split("_", 1)[1] for p in sweep.iterdir() if p.is_dir()) == sorted(VARIANTS)
+    runs = {p.name.split("_", 1)[1]: p for p in sweep.iterdir() if p.is_dir()}
+    assert sorted(runs) == sorted(VARIANTS)
+    # paper setups without ImageNet weights say so at start (utils/fidelity.py)
+    assert "departs from the paper" in (runs["var1"] / "train.log").read_text()
 
     out = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "collect_table.py"), str(sweep)],

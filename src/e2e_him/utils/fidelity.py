@@ -17,7 +17,8 @@ def paper_departures(cfg: DictConfig) -> list[str]:
         return []
     found = []
     backbone = OmegaConf.select(cfg, "model.net.backbone")
-    if backbone is not None and backbone.get("pretrained") is None:
+    whole_network = cfg.get("init_weights") or cfg.get("ckpt_path")  # weights for everything, backbone too
+    if backbone is not None and backbone.get("pretrained") is None and not whole_network:
         name = backbone.get("name") or backbone.get("_target_", "the backbone")
         found.append(
             f"the backbone ({name}) starts from random weights; the paper initialises it with ImageNet "
