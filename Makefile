@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	$(BIN)/python -m pip freeze --exclude-editable > $(VENV)/installed-versions.txt
-	# pymatting (foreground colours of composites) compiles its numba kernels on first import: once, here
-	$(BIN)/python -c "import pymatting"
+	# pymatting's foreground estimation (composites) compiles its numba kernels on first use: once, here
+	$(BIN)/python -c "from e2e_him.predictor.composites import foreground_ml; foreground_ml()"
 	touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv and install the package with its dev tools

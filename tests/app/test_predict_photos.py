@@ -90,6 +90,15 @@ def test_colours_backgrounds_and_foreground_estimate(tmp_path: Path):
     assert np.abs(out[10:22, 15:17].astype(int) - (0.5 * red + 0.5 * 255)).max() < 15
 
 
+def test_foreground_estimation_loads_only_pymattings_foreground_module():
+    """pymatting's foreground module is loaded from its file (3 numba kernels to compile after installation),
+    not through its package (about 30 kernels, docs/benchmarks.md)."""
+    from e2e_him.predictor.composites import foreground_ml
+
+    f = foreground_ml()
+    assert f.__name__ == "estimate_foreground_ml" and f.__module__ == "e2e_him._pymatting_foreground_ml"
+
+
 def test_a_folder_of_folders_and_missing_inputs_are_explained(tmp_path: Path):
     for sub in ("train", "val"):
         (tmp_path / "data" / sub).mkdir(parents=True)

@@ -8,8 +8,10 @@ alpha F + (1 - alpha) B_new. Every person's cut-out uses the same F with its own
 
 from __future__ import annotations
 
+import importlib.util
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -91,14 +93,33 @@ def chosen(ids: np.ndarray, wanted: Sequence[int] | None) -> np.ndarray:
     return np.flatnonzero(np.isin(ids, np.asarray(list(wanted))))
 
 
+@lru_cache(maxsize=1)
+def foreground_ml() -> Callable[..., np.ndarray]:
+    """pymatting's `estimate_foreground_ml`, loaded from its own module file.
+
+    Importing the `pymatting` package compiles the numba kernels of all its modules (about 30, eagerly typed)
+    the first time after installation: 95 s on 2 cores. That one module holds the 3 kernels it needs (about
+    10 s; docs/benchmarks.md). Falls back to the package import if a pymatting release moves the file.
+    """
+    spec = importlib.util.find_spec("pymatting")  # locates the package without running its __init__
+    path = Path(spec.origin).parent / "foreground" / "estimate_foreground_ml.py" if spec else None
+    if path is not None and path.is_file():
+        module_spec = importlib.util.spec_from_file_location("e2e_him._pymatting_foreground_ml", path)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        return module.estimate_foreground_ml
+    from pymatting import estimate_foreground_ml
+
+    return estimate_foreground_ml
+
+
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray, margin: int = 16) -> np.ndarray:
     """Foreground colours F (H, W, 3) float32 in [0, 1] of `image` (H, W, 3) uint8 under matte `alpha` (H, W).
 
     pymatting's `estimate_foreground_ml` on the bounding box of alpha > 0 (plus `margin`); the photo itself
     elsewhere (where alpha is 0 F does not matter).
     """
-    from pymatting import estimate_foreground_ml
-
+    estimate_foreground_ml = foreground_ml()
     fg = image.astype(np.float32) / 255.0
     ys, xs = np.nonzero(alpha > 1e-3)
     if not len(ys):
