@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
-from e2e_him.models.dynamic import KernelMLP, dynamic_conv1x1
+from e2e_him.models.dynamic import KernelMLP, batched_conv1x1, dynamic_conv1x1, per_image_conv1x1
 from e2e_him.models.layers import MLP, StackedMLP
 
 
@@ -55,3 +56,17 @@ def test_stacked_mlp_equals_separate_mlps():
                 linear.weight.copy_(layer.weight[s].T)
                 linear.bias.copy_(layer.bias.view(3, -1)[s])
         torch.testing.assert_close(out[:, s], single(x))
+
+
+@pytest.mark.parametrize("queries", [(5,), (2, 5), (3, 1)])
+def test_the_two_batched_dynamic_convolutions_agree(queries):
+    """One einsum (batched_conv1x1) and one conv2d per image (per_image_conv1x1, the release's rounding)."""
+    gen = torch.Generator().manual_seed(len(queries))
+    features = torch.randn(2, 8, 6, 7, generator=gen)
+    kernels, biases = torch.randn(2, *queries, 8, generator=gen), torch.randn(2, *queries, generator=gen)
+    by_image = [torch.einsum("...c,chw->...hw", kernels[i], features[i]) for i in range(2)]
+    ref = torch.stack(by_image) + biases[..., None, None]
+    for conv in (batched_conv1x1, per_image_conv1x1):
+        out = conv(features, kernels, biases)
+        assert out.shape == (2, *queries, 6, 7)
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)

@@ -17,6 +17,9 @@ import torch
 from nbclient import NotebookClient
 
 from e2e_him.convert_release import convert
+from e2e_him.export import export_onnx
+from e2e_him.predictor.backends import OnnxBackend
+from e2e_him.utils.checkpoint import load_module
 
 pytestmark = pytest.mark.slow  # the released network is 70 M parameters
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -91,3 +94,18 @@ def test_guidance_notebook_runs_with_the_converted_checkpoint(converted: Path, t
         o for c in book.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})
     ]
     assert not errors and len(images) >= 3
+
+
+@torch.no_grad()
+def test_the_converted_checkpoint_exports_to_onnx_with_dynamic_sizes(converted: Path, tmp_path: Path):
+    """What `python -m e2e_him.export ckpt_path=<converted> exporter=torchscript` does: onnxruntime gives
+    PyTorch's numbers at sizes and batches other than the traced (2, 256, 256)."""
+    net = load_module(converted).net.eval()
+    engine = OnnxBackend(export_onnx(net, tmp_path / "release.onnx", (256, 256), exporter="torchscript"))
+    for b, h, w in [(1, 256, 320), (2, 256, 256)]:
+        image = torch.randn(b, 3, h, w, generator=torch.Generator().manual_seed(h * w + b))
+        ref, got = net(image), engine(image)
+        assert got["alpha_fin"].shape == (b, net.num_queries, h, w)
+        np.testing.assert_allclose(got["pred_logits"], ref["pred_logits"], atol=1e-4, rtol=0)
+        flipped = ((got["alpha_fin"] - ref["alpha_fin"]).abs() > 1e-4).float().mean()
+        assert flipped <= 1e-4, f"{flipped:.2e} of the mattes differ"  # Eq. 8's argmax at near-ties

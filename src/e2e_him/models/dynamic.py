@@ -104,6 +104,18 @@ def dynamic_conv1x1(features: torch.Tensor, kernels: torch.Tensor, biases: torch
     return out + biases[..., None, None]
 
 
+def batched_conv1x1(features: torch.Tensor, kernels: torch.Tensor, biases: torch.Tensor) -> torch.Tensor:
+    """Conv(F, k) + B(b) of every query of every image at once (Eq. 2, 3, 6, 7), one einsum: the function of
+    `per_image_conv1x1` with float32 rounding of its own, and exportable to ONNX (runtime kernels).
+
+    Args and returns as `per_image_conv1x1`: features (B, C_f, h, w), kernels (B, *Q, C_f), biases (B, *Q)
+    -> (B, *Q, h, w).
+    """
+    b, *q, c = kernels.shape
+    out = torch.einsum("bmc,bchw->bmhw", kernels.reshape(b, -1, c), features)  # (B, M, h, w)
+    return out.view(b, *q, *features.shape[-2:]) + biases[..., None, None]
+
+
 def per_image_conv1x1(features: torch.Tensor, kernels: torch.Tensor, biases: torch.Tensor) -> torch.Tensor:
     """Conv(F, k) + B(b) of every query at once (Eq. 2, 3, 6, 7) as one `F.conv2d` per image, the bias
     inside the convolution: the rounding of the authors' release, which convolves query by query.

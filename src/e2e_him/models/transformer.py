@@ -85,6 +85,11 @@ class DecoderLayer(nn.Module):
         weights = self.explicit_attention
         tgt = self.norm1(tgt + self.dropout1(self.self_attn(q, k, tgt, need_weights=weights)[0]))
         keys = memory if pos is None else memory + pos
+        if keys is memory and not self.explicit_attention:
+            # a key that IS the value takes MultiheadAttention's packed key/value projection, which the
+            # torchscript ONNX exporter traces with the example's memory length fixed; a copy keeps the
+            # exported model's size dynamic (same function; release rounding keeps the release's aliasing)
+            keys = memory.clone()
         attended = self.cross_attn(
             tgt + query_pos, keys, memory, attn_mask=memory_mask, need_weights=weights
         )[0]

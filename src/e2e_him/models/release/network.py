@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from e2e_him.models.backbones import validate_backbone
-from e2e_him.models.dynamic import SplitKernelMLP, per_image_conv1x1
+from e2e_him.models.dynamic import SplitKernelMLP, batched_conv1x1, per_image_conv1x1
 from e2e_him.models.init import kaiming_init
 from e2e_him.models.layers import MLP
 from e2e_him.models.matting_head import fuse_alpha
@@ -78,8 +78,10 @@ class ReleaseE2EHIM(nn.Module):
         guidance_dim: C_g of each head.
         trimap_channels: C_tri (the release: 256, at H/8).
         alpha_channels: C_alpha.
-        release_rounding: compute the guidance in the release's float32 order, bit for bit (`ReleaseGuidance`;
-            for comparisons with the authors' network, slower).
+        release_rounding: compute the decoder's attention, the guidance and the dynamic convolutions in the
+            release's float32 order, bit for bit (explicit attention products, `ReleaseGuidance`,
+            `per_image_conv1x1`; for comparisons with the authors' network: slower, and the torchscript ONNX
+            exporter cannot take it); off: the same function with PyTorch's fused attention and einsums.
         """
         super().__init__()
         validate_backbone(backbone)
@@ -92,7 +94,7 @@ class ReleaseE2EHIM(nn.Module):
         self.context_proj = conv_gn(b32, c, 1, 32)
         self.query_embed = nn.Embedding(n, c)
         self.decoder = TransformerDecoder(
-            dec_layers, c, nheads, dim_feedforward, dropout, explicit_attention=True
+            dec_layers, c, nheads, dim_feedforward, dropout, explicit_attention=release_rounding
         )
         self.class_head = MLP(c, class_hidden_dim, 2, num_layers=2)
         code_dim = c + 2  # X with its class probabilities
@@ -115,6 +117,7 @@ class ReleaseE2EHIM(nn.Module):
         )
         self.feature_decoder = ReleaseFeatureDecoder((b8, b16, b32), hidden_dim=c)
         self.guidance = ReleaseGuidance(s, c, code_dim, guidance_dim, release_rounding)
+        self.dynamic_conv = per_image_conv1x1 if release_rounding else batched_conv1x1
         self.fusion = ReleaseFusion(s * guidance_dim + c + n, (b8, b16, b32))
         self.trimap_features = trimap_features(out_channels=trimap_channels)
         self.refiner = ReleaseRefiner(low_level_channels=(b4, stem_widths[3], stem_widths[2]),
@@ -154,11 +157,13 @@ class ReleaseE2EHIM(nn.Module):
         kernels = self.perception_kernels(codes)
         f16, detailed = self.feature_decoder(x8, x16, x32)  # (B, 512, H/16, W/16), F_dc (B, C, H/8, W/8)
         # M_pred of every decoder layer (Eq. 2), (D, B, N, h, w)
-        masks = per_image_conv1x1(
+        masks = self.dynamic_conv(
             detailed, kernels["mask_kernel"].transpose(0, 1), kernels["mask_bias"].transpose(0, 1)
         ).transpose(0, 1)
-        affinity = per_image_conv1x1(  # Conv(F_dc, k_a) + B(b_a) of every head (Eq. 3), (B, S, N, h, w)
-            detailed, kernels["affinity_kernels"][-1].transpose(1, 2), kernels["affinity_biases"][-1].mT
+        affinity = self.dynamic_conv(  # Conv(F_dc, k_a) + B(b_a) of every head (Eq. 3), (B, S, N, h, w)
+            detailed,
+            kernels["affinity_kernels"][-1].transpose(1, 2),
+            kernels["affinity_biases"][-1].transpose(1, 2),
         )
         guidance, attention = self.guidance(detailed, codes[-1], affinity)
         fused = self.fusion(torch.cat((guidance, detailed, masks[-1].sigmoid()), dim=1), f16, x8, x16, x32)
@@ -168,9 +173,9 @@ class ReleaseE2EHIM(nn.Module):
             decoded = gather_queries(decoded, select)
         matting = self.matting_kernels(decoded)
         tri = self.trimap_features(fused)  # F_tri (B, C_tri, H/8, W/8)
-        trimap_logits = per_image_conv1x1(tri, matting["trimap_kernels"], matting["trimap_biases"])  # Eq. 6
+        trimap_logits = self.dynamic_conv(tri, matting["trimap_kernels"], matting["trimap_biases"])  # Eq. 6
         alpha_features = self.refiner(fused, x4, quarter, half, image)  # (B, C_alpha, H, W)
-        alpha_raw = per_image_conv1x1(alpha_features, matting["alpha_kernel"], matting["alpha_bias"])[:, :, 0]
+        alpha_raw = self.dynamic_conv(alpha_features, matting["alpha_kernel"], matting["alpha_bias"])[:, :, 0]
         alpha_pred = alpha_raw.clamp(0.0, 1.0)  # Eq. 7 with the release's clamp
         maps = {
             "trimap_logits": trimap_logits,
