@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sys
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -104,8 +105,12 @@ def foreground_ml() -> Callable[..., np.ndarray]:
     spec = importlib.util.find_spec("pymatting")  # locates the package without running its __init__
     path = Path(spec.origin).parent / "foreground" / "estimate_foreground_ml.py" if spec else None
     if path is not None and path.is_file():
-        module_spec = importlib.util.spec_from_file_location("e2e_him._pymatting_foreground_ml", path)
+        name = "pymatting.foreground.estimate_foreground_ml"  # its own name: numba's on-disk cache is shared
+        module_spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(module_spec)
+        # registered before it runs: numba's cache finds a kernel's module again by that name (and a later
+        # `import pymatting` reuses this module)
+        sys.modules[name] = module
         module_spec.loader.exec_module(module)
         return module.estimate_foreground_ml
     from pymatting import estimate_foreground_ml
