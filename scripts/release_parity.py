@@ -21,6 +21,12 @@ random weights, so it magnifies last-bit differences: with `--batched` (the fast
 `ReleaseE2EHIM` uses by default) every other array stays far inside its tolerance and that one lands near
 1e-4. Run with PyTorch's default thread count: the golden file was made with 2 threads, and the authors'
 network itself misses the clamped-sum tolerance when it runs on 1 thread.
+
+That sum is only reproducible on a CPU that rounds float32 as the golden file's machine did: on an Intel Xeon
+(AVX512 + AMX) every array here is bit-identical to the golden one; on an AMD EPYC (AVX512, no AMX) the class
+logits differ by about 1e-6, every other array stays within its tolerance, and `alpha_clamped_sum` misses by
+about 3e-4, as does the same network evaluated in float64 (`--float64`, about 2e-4): the golden sum itself is
+that far from the exact value. The script then still fails (the tolerance is the fixture's), and says why.
 """
 
 from __future__ import annotations
@@ -103,11 +109,13 @@ def run(
     batch: int = 1,
     via_checkpoint: bool = False,
     batched: bool = False,
+    dtype: torch.dtype = torch.float32,
 ) -> list[tuple[str, float, float, bool]]:
     """Convert `weights`, run our released layout on `image` (`batch` copies), compare with the golden file.
 
     `batched` keeps the guidance's batched sums (the default of `ReleaseE2EHIM`) instead of the release's
-    float32 order (`release_rounding`), which the check uses by default.
+    float32 order (`release_rounding`), which the check uses by default. `dtype` float64 evaluates the same
+    network nearly exactly (a diagnostic: how far the golden float32 values are from the function's value).
     """
     overrides = [f"model.net.release_rounding={not batched}"]
     if via_checkpoint:
@@ -118,8 +126,8 @@ def run(
         expected = {k: v.shape for k, v in module.net.state_dict().items()}
         state = release_to_ours(load_release_state_dict(weights), expected)
         module.net.load_state_dict(state, strict=True)
-    net = module.net.eval().float()
-    x = read_fixture_image(image).repeat(batch, 1, 1, 1)
+    net = module.net.eval().to(dtype)
+    x = read_fixture_image(image).repeat(batch, 1, 1, 1).to(dtype)
     golden = dict(np.load(golden_path))
     return compare(golden_arrays(net(x)), golden)
 
@@ -138,14 +146,32 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the batched guidance sums instead of the release's float32 order",
     )
+    parser.add_argument(
+        "--float64", action="store_true", help="evaluate in float64 (the golden values' distance from exact)"
+    )
     args = parser.parse_args(argv)
-    rows = run(args.weights, args.image, args.golden, args.batch, args.via_checkpoint, args.batched)
+    dtype = torch.float64 if args.float64 else torch.float32
+    rows = run(args.weights, args.image, args.golden, args.batch, args.via_checkpoint, args.batched, dtype)
     for name, err, tol, ok in rows:
         kind = "relative" if name in RELATIVE else "absolute"
         print(f"{name:28s} max {kind} difference {err:.3e}  (tolerance {tol:g})  {'ok' if ok else 'FAIL'}")
     failed = [name for name, *_, ok in rows if not ok]
     print("PASS" if not failed else f"FAIL: {', '.join(failed)}")
+    if failed and not rounds_like_golden(rows):
+        print(ROUNDING_NOTE)
     return 1 if failed else 0
+
+
+ROUNDING_NOTE = (
+    "note: the class logits are not bit-identical to the golden ones, so this CPU rounds float32 differently "
+    "from the machine that made golden.npz; alpha_clamped_sum (a sum of a few alphas barely above 0) then "
+    "misses by a few 1e-4 even for an exact port: compare with --float64"
+)
+
+
+def rounds_like_golden(rows: list[tuple[str, float, float, bool]]) -> bool:
+    """Whether this machine reproduces the golden file's float32 rounding (class logits bit-identical)."""
+    return next(err for name, err, *_ in rows if name == "class_logits") == 0.0
 
 
 if __name__ == "__main__":
