@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from app_runner import run_app
 from PIL import Image
 from wandb_records import logged_keys
 
@@ -19,22 +17,6 @@ from e2e_him.utils.checkpoint import load_module
 pytestmark = pytest.mark.slow
 
 METRIC_KEYS = {f"{m}_{t}" for m in ("REC", "ACC", "EMSE", "EMAD") for t in ("0.5", "0.75")}
-
-
-def run_app(app: str, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", f"e2e_him.{app}", *overrides],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"e2e_him.{app} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-        )
-    return proc
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,6 @@ guidance notebook. The fixture's deterministic weights stand in for their file (
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -14,6 +11,7 @@ import nbformat
 import numpy as np
 import pytest
 import torch
+from app_runner import run_app
 from nbclient import NotebookClient
 
 from e2e_him.convert_release import convert
@@ -23,19 +21,6 @@ from e2e_him.utils.checkpoint import load_module
 
 pytestmark = pytest.mark.slow  # the released network is 70 M parameters
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_app(app: str, *overrides: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", f"e2e_him.{app}", *overrides],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    assert proc.returncode == 0, f"e2e_him.{app} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-    return proc
 
 
 @pytest.fixture(scope="module")
