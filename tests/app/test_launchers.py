@@ -24,7 +24,13 @@ from e2e_him.utils.instantiate import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "1"}
-SMALL = ["debug=smoke", "picture_images=0", "callbacks.val_image_panels.dirpath=null"]
+# no last.ckpt beside the best one: every trial's checkpoint is 100-300 MB of disk
+SMALL = [
+    "debug=smoke",
+    "picture_images=0",
+    "callbacks.val_image_panels.dirpath=null",
+    "callbacks.epoch_checkpoint=null",
+]
 
 
 def run(cmd: list[str], timeout: int = 900) -> subprocess.CompletedProcess:
