@@ -175,6 +175,17 @@ def test_only_matched_queries_get_matting_gradients():
         assert outputs["alpha_pred"].grad[i, unmatched].abs().sum() == 0
 
 
+def test_losses_and_indices_give_the_loss_and_the_assignment_it_used():
+    outputs, batch = random_case()
+    crit = SetCriterion()
+    losses, indices = crit.losses_and_indices(outputs, batch)
+    assert {k: float(v) for k, v in losses.items()} == {k: float(v) for k, v in crit(outputs, batch).items()}
+    expected = crit.match(outputs, batch)
+    assert len(indices) == len(expected) == batch["valid"].shape[0]
+    for (q, t), (q0, t0) in zip(indices, expected):
+        assert torch.equal(q, q0) and torch.equal(t, t0)
+
+
 def test_all_background_batch_is_finite():
     outputs, batch = random_case(valid=((0, 0, 0), (0, 0, 0)))
     losses = SetCriterion()(outputs, batch)

@@ -262,6 +262,13 @@ class SetCriterion(nn.Module):
         Returns:
             The terms listed in the class docstring; `loss` is the one to back-propagate.
         """
+        return self.losses_and_indices(outputs, batch)[0]
+
+    def losses_and_indices(
+        self, outputs: dict[str, Any], batch: dict[str, Any]
+    ) -> tuple[dict[str, Tensor], Indices]:
+        """`forward`'s loss terms and the final layer's assignment they used (`match`'s, without matching
+        again: validation's part IoUs read it)."""
         num_people = self.num_people(batch["valid"])
         gt_low = downsample_masks(batch["masks"], tuple(outputs["pred_masks"].shape[-2:]), self.mask_target)
         indices = self._match(outputs, batch, gt_low)
@@ -298,4 +305,4 @@ class SetCriterion(nn.Module):
         if self.person_weight and "pred_person" in outputs:
             losses["loss_person"] = self.person_loss(outputs["pred_person"], batch)
             losses["loss"] = losses["loss"] + self.person_weight * losses["loss_person"]
-        return losses
+        return losses, indices

@@ -146,19 +146,20 @@ class E2EHIMModule(L.LightningModule):
 
     def _eval_step(self, stage: str, batch: dict[str, Any], metrics: nn.ModuleDict) -> dict[str, Any]:
         outputs = self.net(batch["image"])
-        losses = self.criterion(outputs, batch)
+        losses, indices = self.criterion.losses_and_indices(outputs, batch)
         self._log_losses(stage, losses, batch["image"].shape[0])
         preds = self.postprocess(outputs, batch["meta"])
         pred_alphas = [p["alphas"].float() for p in preds]
         targets = [m["orig_alphas"].to(self.device).float() / 255.0 for m in batch["meta"]]
         for metric in metrics.values():
             metric.update(pred_alphas, targets)
-        return {"outputs": outputs, "preds": preds}
+        return {"outputs": outputs, "preds": preds, "indices": indices}
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        """Losses and metrics; returns the network outputs and kept people (for callbacks/image_panels.py)."""
+        """Losses and metrics; returns the network outputs, kept people (callbacks/image_panels.py) and the
+        final layer's assignment of the loss, which the part IoUs read."""
         result = self._eval_step("val", batch, self.val_metrics)
-        self.val_part_iou.update(result["outputs"], batch, self.criterion.match(result["outputs"], batch))
+        self.val_part_iou.update(result["outputs"], batch, result["indices"])
         return result
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
