@@ -16,9 +16,10 @@ torchscript exporter into a temporary file: fast, and right for Swin at batch 1 
 ONNX graph) and measures the differences on the queries that float32 keeps.
 `--authors-repo PATH` adds the authors' released network (a checkout of aipixel/E2E-HIM: its
 `matmodel.E2EHIMST` is imported from there at run time; it needs `einops`, and runs only at 640 x 640,
-batch 1) with random weights. Every round times each variant once, in
-turn; the table gives the median seconds per image, the ratio to the authors' network (or to fp32), and the
-mean / max absolute difference of `alpha_fin` and of the class logits from our float32 output.
+batch 1) with random weights. Every round times each variant once, in turn, the order rotated by one each
+round (a variant runs slower after some others: give --rounds a multiple of the number of variants); the
+table gives the median seconds per image, the ratio to the authors' network (or to fp32), and the mean / max
+absolute difference of `alpha_fin` and of the class logits from our float32 output.
 """
 
 from __future__ import annotations
@@ -187,8 +188,12 @@ def main(argv: list[str] | None = None) -> None:
                 d = (out["alpha_fin"].float() - reference["alpha_fin"]).abs()[kept]
                 dl = (out["pred_logits"].float() - reference["pred_logits"]).abs()
                 errors[name] = (float(d.mean()), float(d.max()), float(dl.max()))
+        order = list(runners)
         for r in range(args.rounds):
-            for name, run in runners.items():
+            # each round starts one variant later: a variant is slowed by the one run before it (caches,
+            # memory), so every variant follows each of the others in turn
+            for name in order[r % len(order) :] + order[: r % len(order)]:
+                run = runners[name]
                 for v in parts.get(name, {}).values():
                     v.clear()
                 start = time.perf_counter()

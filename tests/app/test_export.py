@@ -57,6 +57,8 @@ def test_onnx_backend_in_predict_gives_the_people_of_pytorch(exported):
     net, path = exported
     engine = OnnxBackend(path)
     assert engine.metadata["score_threshold"] == 0.7 and engine.metadata["min_area"] == 5.0
+    options = engine.session.get_session_options()  # no busy-waiting threads between images
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     photo = np.random.default_rng(0).integers(0, 255, (70, 100, 3), dtype=np.uint8)
     onnx_people = Predictor(engine, eval_size=96, score_threshold=0.0, min_area=0.0)(photo)
     torch_backend = TorchBackend(net, "cpu", precision="fp32", channels_last=False)
