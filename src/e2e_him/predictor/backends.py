@@ -145,8 +145,8 @@ class OnnxBackend:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = int(threads)
-        # no busy-waiting between runs: onnxruntime's threads would otherwise spin on the cores after each
-        # image, slowing predict's reader workers and anything timed next to it (scripts/bench_infer.py)
+        # no busy-waiting between runs: onnxruntime's threads would otherwise spin after each image on the
+        # cores where predict's reader workers prepare the next ones
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(
