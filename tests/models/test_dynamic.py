@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from e2e_him.models.dynamic import KernelMLP, batched_conv1x1, dynamic_conv1x1, per_image_conv1x1
+from e2e_him.models.dynamic import KernelMLP, dynamic_conv1x1, per_image_conv1x1
 from e2e_him.models.layers import MLP, StackedMLP
 
 
@@ -60,13 +60,14 @@ def test_stacked_mlp_equals_separate_mlps():
 
 @pytest.mark.parametrize("queries", [(5,), (2, 5), (3, 1)])
 def test_the_two_batched_dynamic_convolutions_agree(queries):
-    """One einsum (batched_conv1x1) and one conv2d per image (per_image_conv1x1, the release's rounding)."""
+    """One einsum (dynamic_conv1x1) and one conv2d per image (per_image_conv1x1, the release's rounding), any
+    query axes."""
     gen = torch.Generator().manual_seed(len(queries))
     features = torch.randn(2, 8, 6, 7, generator=gen)
     kernels, biases = torch.randn(2, *queries, 8, generator=gen), torch.randn(2, *queries, generator=gen)
     by_image = [torch.einsum("...c,chw->...hw", kernels[i], features[i]) for i in range(2)]
     ref = torch.stack(by_image) + biases[..., None, None]
-    for conv in (batched_conv1x1, per_image_conv1x1):
+    for conv in (dynamic_conv1x1, per_image_conv1x1):
         out = conv(features, kernels, biases)
         assert out.shape == (2, *queries, 6, 7)
         torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)

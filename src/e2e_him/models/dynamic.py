@@ -90,26 +90,16 @@ class SplitKernelMLP(nn.Module):
 
 
 def dynamic_conv1x1(features: torch.Tensor, kernels: torch.Tensor, biases: torch.Tensor) -> torch.Tensor:
-    """Per-query 1x1 convolution Conv(F, k) + B(b) of one feature map (Eq. 2, 6, 7).
+    """Per-query 1x1 convolution Conv(F, k) + B(b) of one feature map (Eq. 2, 3, 6, 7), every query of every
+    image in one einsum (exportable to ONNX: the kernels are runtime tensors).
 
     Args:
         features: (B, C_f, h, w) shared by all queries.
-        kernels: (B, N, K, C_f): K output maps per query.
-        biases: (B, N, K).
+        kernels: (B, *Q, C_f): 1x1 kernels per image, any query axes Q (e.g. (N, K) or (S, N)).
+        biases: (B, *Q).
 
     Returns:
-        (B, N, K, h, w).
-    """
-    out = torch.einsum("bnkc,bchw->bnkhw", kernels, features)
-    return out + biases[..., None, None]
-
-
-def batched_conv1x1(features: torch.Tensor, kernels: torch.Tensor, biases: torch.Tensor) -> torch.Tensor:
-    """Conv(F, k) + B(b) of every query of every image at once (Eq. 2, 3, 6, 7), one einsum: the function of
-    `per_image_conv1x1` with float32 rounding of its own, and exportable to ONNX (runtime kernels).
-
-    Args and returns as `per_image_conv1x1`: features (B, C_f, h, w), kernels (B, *Q, C_f), biases (B, *Q)
-    -> (B, *Q, h, w).
+        (B, *Q, h, w).
     """
     b, *q, c = kernels.shape
     out = torch.einsum("bmc,bchw->bmhw", kernels.reshape(b, -1, c), features)  # (B, M, h, w)
@@ -117,8 +107,8 @@ def batched_conv1x1(features: torch.Tensor, kernels: torch.Tensor, biases: torch
 
 
 def per_image_conv1x1(features: torch.Tensor, kernels: torch.Tensor, biases: torch.Tensor) -> torch.Tensor:
-    """Conv(F, k) + B(b) of every query at once (Eq. 2, 3, 6, 7) as one `F.conv2d` per image, the bias
-    inside the convolution: the rounding of the authors' release, which convolves query by query.
+    """`dynamic_conv1x1` as one `F.conv2d` per image, the bias inside the convolution: the rounding of the
+    authors' release, which convolves query by query.
 
     Args:
         features: (B, C_f, h, w).

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from e2e_him.models.backbones import validate_backbone
-from e2e_him.models.dynamic import SplitKernelMLP, batched_conv1x1, per_image_conv1x1
+from e2e_him.models.dynamic import SplitKernelMLP, dynamic_conv1x1, per_image_conv1x1
 from e2e_him.models.init import kaiming_init
 from e2e_him.models.layers import MLP
 from e2e_him.models.matting_head import fuse_alpha
@@ -117,7 +117,7 @@ class ReleaseE2EHIM(nn.Module):
         )
         self.feature_decoder = ReleaseFeatureDecoder((b8, b16, b32), hidden_dim=c)
         self.guidance = ReleaseGuidance(s, c, code_dim, guidance_dim, release_rounding)
-        self.dynamic_conv = per_image_conv1x1 if release_rounding else batched_conv1x1
+        self.dynamic_conv = per_image_conv1x1 if release_rounding else dynamic_conv1x1
         self.fusion = ReleaseFusion(s * guidance_dim + c + n, (b8, b16, b32))
         self.trimap_features = trimap_features(out_channels=trimap_channels)
         self.refiner = ReleaseRefiner(low_level_channels=(b4, stem_widths[3], stem_widths[2]),
