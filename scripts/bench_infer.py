@@ -10,10 +10,12 @@ interleaved in one run, and check how far the mattes move from float32.
 Arguments with "=" are Hydra overrides of conf/train.yaml (the model config; any layout with the output
 contract of docs/contracts.md section 3), or `--ckpt` loads a checkpoint. Random weights are fine for timing.
 Variants: fp32 (plain float32), fp32-cl (channels-last), bf16 (bfloat16 autocast + channels-last, where the
-CPU has native bf16), bf16-compile (the same under torch.compile), onnx (onnxruntime, exported with the
-torchscript exporter into a temporary file: fast, and right for Swin at batch 1 and 640 px).
-`--keep-scores-above T` runs our variants as predict does (only queries with p(human) > T decoded; not the
-ONNX graph) and measures the differences on the queries that float32 keeps.
+CPU has native bf16), mixed (bfloat16 in the alpha-only parts only, float32 elsewhere, channels-last),
+bf16-compile (bf16 under torch.compile), onnx (onnxruntime, exported with the torchscript exporter into a
+temporary file: fast, and right for Swin at batch 1 and 640 px). A PyTorch variant with "+band" (bf16+band)
+runs with band-only refinement (the released layout), tile `--band-tile` (predict's default 16); the others
+refine the whole image. `--keep-scores-above T` runs our variants as predict does (only queries with
+p(human) > T decoded; not the ONNX graph) and measures the differences on the queries that float32 keeps.
 `--authors-repo PATH` adds the authors' released network (a checkout of aipixel/E2E-HIM: its
 `matmodel.E2EHIMST` is imported from there at run time; it needs `einops`, and runs only at 640 x 640,
 batch 1) with random weights. Every round times each variant once, in turn, the order rotated by one each
@@ -77,22 +79,28 @@ def authors_network(repo: str) -> torch.nn.Module:
     return matmodel.E2EHIMST().eval()
 
 
-def variant(name: str, net: torch.nn.Module, tmp: Path):
-    """A callable image batch -> outputs dict for one variant name."""
-    if name == "fp32":
-        return TorchBackend(net, "cpu", "fp32", channels_last=False)
-    if name == "fp32-cl":
-        return TorchBackend(net, "cpu", "fp32", channels_last=True)
-    if name == "bf16":
-        return TorchBackend(net, "cpu", "bf16", channels_last=True)
-    if name == "bf16-compile":
-        return TorchBackend(net, "cpu", "bf16", channels_last=True, compile=True)
-    if name == "onnx":
+def variant(name: str, net: torch.nn.Module, tmp: Path, band_tile: int = 16):
+    """A callable image batch -> outputs dict for one variant name ("<base>" or "<base>+band")."""
+    base, _, extra = name.partition("+")
+    if extra not in ("", "band") or (extra and base == "onnx"):
+        raise ValueError(f"unknown variant {name!r}")
+    tile = band_tile if extra == "band" else None
+    if base == "onnx":
         from e2e_him.export import export_onnx
 
         net = net.to(memory_format=torch.contiguous_format)
         return OnnxBackend(export_onnx(net, tmp / "model.onnx", exporter="torchscript"))
-    raise ValueError(f"unknown variant {name!r}")
+    settings = {
+        "fp32": ("fp32", False, False),
+        "fp32-cl": ("fp32", True, False),
+        "bf16": ("bf16", True, False),
+        "mixed": ("mixed", True, False),
+        "bf16-compile": ("bf16", True, True),
+    }
+    if base not in settings:
+        raise ValueError(f"unknown variant {name!r}")
+    precision, channels_last, compile = settings[base]
+    return TorchBackend(net, "cpu", precision, channels_last=channels_last, compile=compile, band_tile=tile)
 
 
 def part_timer(net: torch.nn.Module) -> dict[str, list[float]]:
@@ -121,7 +129,8 @@ def folder_throughput(net: torch.nn.Module, folder: str, eval_size: int, precisi
     from e2e_him.predictor.pipeline import predict_photos
 
     paths = list_images(folder)
-    predictor = Predictor(TorchBackend(net, "cpu", precision), eval_size, score_threshold=0.5, min_area=0)
+    backend = TorchBackend(net, "cpu", precision, band_tile=16)  # predict's defaults
+    predictor = Predictor(backend, eval_size, score_threshold=0.5, min_area=0)
     print(f"\n{len(paths)} photos of {folder}, eval_size {eval_size}, {predictor.backend.precision}:")
     print("| workers | batch | images / s |\n|---|---|---|")
     with tempfile.TemporaryDirectory() as out:  # warm-up: oneDNN prepares its kernels per input shape
@@ -149,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parts", action="store_true", help="also time the network's direct children")
     parser.add_argument("--folder", default=None, help="only time predict's loop over this folder")
     parser.add_argument("--eval-size", type=int, default=640, help="with --folder: the working size")
+    parser.add_argument("--band-tile", type=int, default=16, help="the tile of the +band variants")
     parser.add_argument("--keep-scores-above", type=float, default=None,
                         help="decode only queries above this p(human), as predict does")  # fmt: skip
     args, overrides = parser.parse_known_args(argv)
@@ -171,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
             copy = deepcopy(net)
             if args.parts and n != "onnx":
                 parts[n] = part_timer(copy)
-            backend = variant(n, copy, Path(tmp))
+            backend = variant(n, copy, Path(tmp), args.band_tile)
             runners[n] = partial(backend, keep_scores_above=args.keep_scores_above)
         if args.authors_repo:
             if (args.size, args.batch) != (640, 1):

@@ -71,7 +71,14 @@ def find_inputs(source: Path, frames: bool = False) -> tuple[list[Path], list[Pa
 def build_predictor(cfg: DictConfig) -> Predictor:
     """The backend of `ckpt_path` with the post-processing and refinement settings of the config."""
     backend, stored = build_backend(
-        cfg.ckpt_path, cfg.backend, cfg.device, cfg.precision, cfg.channels_last, cfg.compile, cfg.threads
+        cfg.ckpt_path,
+        cfg.backend,
+        cfg.device,
+        cfg.precision,
+        cfg.channels_last,
+        cfg.compile,
+        cfg.threads,
+        cfg.band_tile,
     )
     threshold = stored.get("score_threshold", 0.5) if cfg.score_threshold is None else cfg.score_threshold
     min_area = stored.get("min_area", 1000.0) if cfg.min_area is None else cfg.min_area

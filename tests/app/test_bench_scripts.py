@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
@@ -34,13 +35,46 @@ def test_bench_infer_prints_a_row_per_variant_on_the_kept_queries(capsys, monkey
     assert "per part" in out and "backbone" in out
 
 
+def test_bench_infer_variant_names(monkeypatch, tmp_path):
+    bench = load("bench_infer", monkeypatch)
+
+    class Banded(torch.nn.Conv2d):
+        def forward(self, x, keep_scores_above=None, band_tile=None):
+            return super().forward(x)
+
+    assert bench.variant("bf16+band", Banded(3, 2, 1), tmp_path, 32).band_tile == 32
+    assert bench.variant("bf16", Banded(3, 2, 1), tmp_path, 32).band_tile is None
+    for name in ("fp32+tiles", "onnx+band", "fp16"):
+        with pytest.raises(ValueError, match="unknown variant"):
+            bench.variant(name, Banded(3, 2, 1), tmp_path)
+
+
 def test_bench_precision_puts_bf16_in_one_part_at_a_time(monkeypatch):
     bench = load("bench_precision", monkeypatch)
     table = {label: d for label, _, d in bench.main(["experiment=quickstart", "--size", "64"])}
     parts = ["stem", "backbone", "perception", "guidance", "matting"]  # the paper layout's children
-    expected = {"float32", "bf16 everywhere", *(f"bf16 in {p} only" for p in parts)}
+    mixed = "precision=mixed (bf16 in the alpha-only parts)"
+    expected = {"float32", "bf16 everywhere", mixed, *(f"bf16 in {p} only" for p in parts)}
     assert set(table) == expected
     assert all(v == 0.0 for v in table["float32"].values())  # float32 against itself
     assert table["bf16 everywhere"]["logits_max"] > 0.0  # bf16 really ran
+    # predict's mixed precision: class and trimap logits of float32, the alphas moved by bf16 only
+    assert table[mixed]["logits_max"] == 0.0 and table[mixed]["trimap_flips"] == 0.0
+    assert table[mixed]["pred_mad"] > 0.0
     assert table["bf16 in matting only"]["logits_max"] == 0.0  # the class head ran in float32
     assert table["bf16 in perception only"]["logits_max"] > 0.0
+
+
+def test_bench_band_times_the_stage_on_the_tiles_of_real_bands(shared_data, monkeypatch):
+    bench = load("bench_band", monkeypatch)
+    alphas = shared_data / "coco_persons" / "alphas"
+    table = bench.main(["--alphas", str(alphas), "--size", "128", "--photos", "2", "--rounds", "1",
+                        "--kernels", "3,15", "--tiles", "16,32"])  # fmt: skip
+    fp32 = [row for row in table if row["precision"] == "fp32"]
+    assert len(fp32) == 2 * 2 * 2  # photos x kernels x tiles
+    for row in fp32:
+        assert 0.0 < row["share"] < 1.0 and row["whole"] > 0 and row["band"] > 0
+    share = {(r["photo"], r["kernel"], r["tile"]): r["share"] for r in fp32}
+    for (photo, kernel, tile), value in share.items():
+        if kernel == 3:  # a wider band touches at least as many tiles
+            assert share[photo, 15, tile] >= value

@@ -8,8 +8,9 @@ import logging
 import pytest
 import torch
 
-from e2e_him.predictor import backends
-from e2e_him.predictor.backends import TorchBackend, resolve_precision
+from e2e_him.predictor import precision
+from e2e_him.predictor.backends import TorchBackend
+from e2e_him.predictor.precision import resolve_precision
 
 
 class Tiny(torch.nn.Module):
@@ -26,8 +27,8 @@ class Tiny(torch.nn.Module):
 
 
 def _cpu(monkeypatch, machine: str, flags: set[str]) -> None:
-    monkeypatch.setattr(backends.platform, "machine", lambda: machine)
-    monkeypatch.setattr(backends, "_cpu_flags", lambda: flags)
+    monkeypatch.setattr(precision.platform, "machine", lambda: machine)
+    monkeypatch.setattr(precision, "_cpu_flags", lambda: flags)
 
 
 def test_bf16_is_chosen_only_where_the_cpu_has_it(monkeypatch, caplog):

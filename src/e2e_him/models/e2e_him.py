@@ -151,6 +151,12 @@ class E2EHIM(nn.Module):
     def num_queries(self) -> int:
         return self.perception.num_queries
 
+    def alpha_only_parts(self) -> list[nn.Module]:
+        """The sub-modules whose outputs reach alpha_pred only (not the class or trimap logits): the refiner's
+        full-resolution stage and the projection to F_alpha."""
+        refiner = self.matting.refiner
+        return [refiner.stages[2], refiner.alpha_proj]
+
     def forward(self, image: torch.Tensor, keep_scores_above: float | None = None) -> dict[str, Any]:
         """image (B, 3, H, W), ImageNet-normalised, H and W multiples of 32 -> the outputs of
         docs/contracts.md section 3 (`pred_logits`, `pred_masks`, `aux_outputs`, `trimap_logits`,

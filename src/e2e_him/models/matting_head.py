@@ -16,27 +16,32 @@ from e2e_him.models.query_selection import gather_queries, scatter_queries
 from e2e_him.models.refiner import Refiner
 
 
-def fuse_alpha(alpha_pred: torch.Tensor, trimap_logits: torch.Tensor) -> torch.Tensor:
-    """Final alpha alpha_fin = alpha_pred * U_pred + F_pred (Eq. 8).
+def trimap_regions(trimap_logits: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 8's regions U_pred and F_pred: where the argmax of the trimap logits (B, N, 3, h, w), bilinearly
+    upsampled to `size`, is unknown / foreground, (B, N, *size) bool each."""
+    b, n, k, h, w = trimap_logits.shape
+    with torch.no_grad():  # the regions are piecewise constant: no gradient flows through the argmax
+        logits = F.interpolate(trimap_logits.reshape(b, n * k, h, w), size=size, mode="bilinear")
+        return trimap_argmax_masks(logits.view(b, n, k, *size), dim=2)
 
-    U_pred / F_pred are where the argmax of the trimap logits, bilinearly upsampled to the alpha's size, is
-    unknown / foreground.
+
+def fuse_alpha(
+    alpha_pred: torch.Tensor,
+    trimap_logits: torch.Tensor,
+    regions: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Final alpha alpha_fin = alpha_pred * U_pred + F_pred (Eq. 8).
 
     Args:
         alpha_pred: (B, N, H, W) in [0, 1].
         trimap_logits: (B, N, 3, h, w).
+        regions: `trimap_regions(trimap_logits, (H, W))` when already computed.
 
     Returns:
         alpha_fin (B, N, H, W) in [0, 1].
     """
-    b, n, k, h, w = trimap_logits.shape
-    size = alpha_pred.shape[-2:]
-    with torch.no_grad():  # the regions are piecewise constant: no gradient flows through the argmax
-        logits = F.interpolate(trimap_logits.reshape(b, n * k, h, w), size=size, mode="bilinear")
-        is_unknown, is_foreground = trimap_argmax_masks(logits.view(b, n, k, *size), dim=2)  # (B, N, H, W)
-        unknown = is_unknown.to(alpha_pred.dtype)
-        foreground = is_foreground.to(alpha_pred.dtype)
-    return alpha_pred * unknown + foreground
+    is_unknown, is_foreground = regions or trimap_regions(trimap_logits, alpha_pred.shape[-2:])
+    return alpha_pred * is_unknown.to(alpha_pred.dtype) + is_foreground.to(alpha_pred.dtype)
 
 
 class InstanceMattingNetwork(nn.Module):

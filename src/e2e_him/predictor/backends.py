@@ -6,9 +6,9 @@ reads, in float32."""
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
-import platform
 from pathlib import Path
 from typing import Any
 
@@ -16,61 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from e2e_him.predictor.precision import alpha_only_parts, bf16_in, resolve_precision
+
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16")
 # what `e2e_him.models.inference.postprocess` reads; an exported model has exactly these outputs
 OUTPUT_KEYS = ("pred_logits", "alpha_fin")
-
-
-def _cpu_flags() -> set[str]:
-    """The CPU feature flags of /proc/cpuinfo (Linux); empty elsewhere."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether `device` computes bfloat16 matrix products natively (emulated bf16 is slower than float32).
-
-    CUDA: `torch.cuda.is_bf16_supported()`. CPU: x86 with AVX512-BF16 or AMX-BF16 (oneDNN's fast bf16
-    kernels), or ARM with the BF16 extension; and a tiny convolution under autocast must run.
-    """
-    if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device.type != "cpu":
-        return False
-    flags = _cpu_flags()
-    x86 = platform.machine().lower() in ("x86_64", "amd64")
-    if not ({"avx512_bf16", "amx_bf16"} & flags if x86 else "bf16" in flags):
-        return False
-    try:
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-            out = nn.functional.conv2d(torch.ones(1, 8, 4, 4), torch.ones(8, 8, 3, 3), padding=1)
-        return out.dtype == torch.bfloat16 and bool(torch.isfinite(out.float()).all())
-    except RuntimeError:
-        return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """The precision run for a requested one: fp32, or bf16 (auto: where `native_bf16`, else fp32).
-
-    An explicit "bf16" on a device without native support falls back to fp32 with a warning.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
-    if precision == "fp32":
-        return "fp32"
-    if native_bf16(device):
-        return "bf16"
-    if precision == "bf16":
-        log.warning("bfloat16 is not native on %s: running in float32 instead", device)
-    return "fp32"
 
 
 class TorchBackend:
@@ -79,10 +30,14 @@ class TorchBackend:
     Args:
         net: the network (`module.net` of a checkpoint), any layout with the section 3 output contract.
         device: where to run.
-        precision: "auto" | "fp32" | "bf16" (autocast: convolutions and matrix products in bfloat16,
-            normalisations and softmax in float32, outputs returned as float32).
+        precision: "auto" | "fp32" | "bf16" | "mixed" (predictor/precision.py). bf16: autocast, with
+            convolutions and matrix products in bfloat16, normalisations and softmax in float32; mixed:
+            bfloat16 only in the network's alpha-only parts; outputs are returned as float32.
         channels_last: NHWC memory format for the weights and the input (oneDNN's fast layout on CPU).
         compile: wrap the network in `torch.compile` (slow first call per input size; ours, not the paper's).
+        band_tile: run the full-resolution refinement only on tiles of this size that hold unknown pixels,
+            where the network can (the released layout: models/release/band.py; alpha_fin unchanged); None:
+            the whole image. Ours, not the paper's.
     """
 
     name = "torch"
@@ -94,6 +49,7 @@ class TorchBackend:
         precision: str = "auto",
         channels_last: bool = True,
         compile: bool = False,
+        band_tile: int | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
@@ -101,11 +57,20 @@ class TorchBackend:
         net = net.eval().to(self.device)
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
+        self.parts = alpha_only_parts(net) if self.precision == "mixed" else []
+        self.band_tile = (
+            band_tile if band_tile and "band_tile" in inspect.signature(net.forward).parameters else None
+        )
+        if band_tile and self.band_tile is None:
+            log.info("band_tile=%s: %s refines the whole image (only the released layout can skip tiles)",
+                     band_tile, type(net).__name__)  # fmt: skip
         self.net = torch.compile(net, dynamic=True) if compile else net
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        if self.precision == "mixed":
+            return bf16_in(self.parts, self.device.type)
         return contextlib.nullcontext()
 
     @torch.inference_mode()
@@ -118,7 +83,9 @@ class TorchBackend:
         x = images.to(self.device, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        kwargs = {} if keep_scores_above is None else {"keep_scores_above": keep_scores_above}
+        kwargs: dict[str, Any] = {} if keep_scores_above is None else {"keep_scores_above": keep_scores_above}
+        if self.band_tile:
+            kwargs["band_tile"] = self.band_tile
         with self._autocast():
             outputs = self.net(x, **kwargs)
         return {k: outputs[k].float().contiguous() for k in OUTPUT_KEYS}

@@ -104,6 +104,7 @@ def build_backend(
     channels_last: bool = True,
     compile: bool = False,
     threads: int | None = None,
+    band_tile: int | None = None,
 ) -> tuple[Any, dict[str, float]]:
     """The backend for a checkpoint (`backend=torch`, a .ckpt of e2e_him.train) or an exported model
     (`backend=onnx`, a .onnx of e2e_him.export), and its stored `score_threshold` / `min_area`."""
@@ -124,7 +125,7 @@ def build_backend(
 
     target = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     module = load_module(path, map_location=target)
-    engine = TorchBackend(module.net, target, precision, channels_last, compile)
+    engine = TorchBackend(module.net, target, precision, channels_last, compile, band_tile)
     stored = {k: float(module.hparams[k]) for k in ("score_threshold", "min_area") if k in module.hparams}
     log.info("backend: torch on %s, %s%s", engine.device, engine.precision, ", channels-last" * channels_last)
     return engine, stored

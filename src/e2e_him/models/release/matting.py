@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from e2e_him.models.release.band import stage_on_band
 from e2e_him.models.release.blocks import PositionAttention, conv_gn, stage
 from e2e_him.models.release.feature_decoder import upsample2
 
@@ -102,10 +103,19 @@ class ReleaseRefiner(nn.Module):
         )
 
     def forward(
-        self, x: torch.Tensor, x4: torch.Tensor, stem4: torch.Tensor, stem2: torch.Tensor, image: torch.Tensor
+        self,
+        x: torch.Tensor,
+        x4: torch.Tensor,
+        stem4: torch.Tensor,
+        stem2: torch.Tensor,
+        image: torch.Tensor,
+        band: torch.Tensor | None = None,
+        tile: int = 16,
     ) -> torch.Tensor:
         """x (B, in, H/8, W/8); Swin's and the stem's H/4 maps; the stem's H/2 map; the image (B, 3, H, W)
-        -> F_alpha (B, C_alpha, H, W)."""
+        -> F_alpha (B, C_alpha, H, W). With a `band` (B, H, W) bool, the full-resolution stage runs only on
+        the tiles of size `tile` that hold band pixels, F_alpha is 0 elsewhere (models/release/band.py)."""
         r4 = self.stage4(torch.cat((upsample2(x), x4, stem4), dim=1))
         r2 = self.stage2(torch.cat((upsample2(r4), stem2), dim=1))
-        return self.stage1(torch.cat((upsample2(r2), image), dim=1))
+        r1 = torch.cat((upsample2(r2), image), dim=1)  # (B, w2 + 3, H, W)
+        return self.stage1(r1) if band is None else stage_on_band(self.stage1, r1, band, tile)

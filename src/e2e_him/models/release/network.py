@@ -12,7 +12,7 @@ from e2e_him.models.backbones import validate_backbone
 from e2e_him.models.dynamic import SplitKernelMLP, dynamic_conv1x1, per_image_conv1x1
 from e2e_him.models.init import kaiming_init
 from e2e_him.models.layers import MLP
-from e2e_him.models.matting_head import fuse_alpha
+from e2e_him.models.matting_head import fuse_alpha, trimap_regions
 from e2e_him.models.query_selection import gather_queries, scatter_queries, select_queries
 from e2e_him.models.release.blocks import conv_gn
 from e2e_him.models.release.feature_decoder import ReleaseFeatureDecoder
@@ -137,12 +137,21 @@ class ReleaseE2EHIM(nn.Module):
     def num_queries(self) -> int:
         return self.query_embed.num_embeddings
 
-    def forward(self, image: torch.Tensor, keep_scores_above: float | None = None) -> dict[str, Any]:
+    def alpha_only_parts(self) -> list[nn.Module]:
+        """The sub-modules whose outputs reach alpha_pred alone, not class or trimap logits: the refiner."""
+        return [self.refiner]
+
+    def forward(
+        self, image: torch.Tensor, keep_scores_above: float | None = None, band_tile: int | None = None
+    ) -> dict[str, Any]:
         """image (B, 3, H, W), ImageNet-normalised, H and W multiples of 32 -> the outputs of
         docs/contracts.md section 3, with `trimap_logits` at H/8 and `alpha_raw` (B, N, H, W) besides.
 
         `keep_scores_above`: at inference, decode trimaps and mattes only for queries whose p(human) can
-        pass this post-processing threshold (zeros for the others; models/query_selection.py)."""
+        pass this post-processing threshold (zeros for the others; models/query_selection.py).
+        `band_tile`: at inference, run the refiner's full-resolution stage only on tiles of this size that
+        hold unknown pixels of a decoded query (ours; alpha_fin is unchanged, alpha_raw and alpha_pred are
+        then valid on those tiles only; models/release/band.py)."""
         h, w = image.shape[-2:]
         if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
             raise ValueError(f"ReleaseE2EHIM needs H and W multiples of {SIZE_MULTIPLE}, got {h}x{w}")
@@ -174,14 +183,18 @@ class ReleaseE2EHIM(nn.Module):
         matting = self.matting_kernels(decoded)
         tri = self.trimap_features(fused)  # F_tri (B, C_tri, H/8, W/8)
         trimap_logits = self.dynamic_conv(tri, matting["trimap_kernels"], matting["trimap_biases"])  # Eq. 6
-        alpha_features = self.refiner(fused, x4, quarter, half, image)  # (B, C_alpha, H, W)
+        regions, band = None, None
+        if band_tile is not None and not self.training:
+            regions = trimap_regions(trimap_logits, image.shape[-2:])  # U_pred, F_pred (B, K, H, W)
+            band = regions[0].any(dim=1)  # (B, H, W): unknown for some decoded query
+        alpha_features = self.refiner(fused, x4, quarter, half, image, band, band_tile)  # (B, C_alpha, H, W)
         alpha_raw = self.dynamic_conv(alpha_features, matting["alpha_kernel"], matting["alpha_bias"])[:, :, 0]
         alpha_pred = alpha_raw.clamp(0.0, 1.0)  # Eq. 7 with the release's clamp
         maps = {
             "trimap_logits": trimap_logits,
             "alpha_pred": alpha_pred,
             "alpha_raw": alpha_raw,
-            "alpha_fin": fuse_alpha(alpha_pred, trimap_logits),  # Eq. 8
+            "alpha_fin": fuse_alpha(alpha_pred, trimap_logits, regions),  # Eq. 8
         }
         if select is not None:
             maps = {k: scatter_queries(v, select, logits.shape[2]) for k, v in maps.items()}

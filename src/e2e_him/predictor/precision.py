@@ -1,0 +1,102 @@
+"""Numeric precision of the PyTorch backend (ours, not the paper's): float32, bfloat16 autocast where the
+device computes it natively, or "mixed": bfloat16 only in the parts of the network whose outputs reach the
+alpha values alone, so that the class logits and Eq. 8's trimap regions are those of float32."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import platform
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "bf16", "mixed")
+
+
+def _cpu_flags() -> set[str]:
+    """The CPU feature flags of /proc/cpuinfo (Linux); empty elsewhere."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bfloat16 matrix products natively (emulated bf16 is slower than float32).
+
+    CUDA: `torch.cuda.is_bf16_supported()`. CPU: x86 with AVX512-BF16 or AMX-BF16 (oneDNN's fast bf16
+    kernels), or ARM with the BF16 extension; and a tiny convolution under autocast must run.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    flags = _cpu_flags()
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    if not ({"avx512_bf16", "amx_bf16"} & flags if x86 else "bf16" in flags):
+        return False
+    try:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            out = nn.functional.conv2d(torch.ones(1, 8, 4, 4), torch.ones(8, 8, 3, 3), padding=1)
+        return out.dtype == torch.bfloat16 and bool(torch.isfinite(out.float()).all())
+    except RuntimeError:
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The precision run for a requested one: fp32, bf16 (auto: where `native_bf16`, else fp32) or mixed.
+
+    An explicit "bf16" or "mixed" on a device without native support falls back to fp32 with a warning.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    if precision == "fp32":
+        return "fp32"
+    if native_bf16(device):
+        return "bf16" if precision == "auto" else precision
+    if precision != "auto":
+        log.warning("bfloat16 is not native on %s: running in float32 instead", device)
+    return "fp32"
+
+
+def alpha_only_parts(net: nn.Module) -> list[nn.Module]:
+    """The network's sub-modules whose outputs reach alpha_pred only (`net.alpha_only_parts()`), refused for a
+    network that does not name them."""
+    if not hasattr(net, "alpha_only_parts"):
+        raise ValueError(f"precision=mixed needs a network that names its alpha-only parts; "
+                         f"{type(net).__name__} does not (use precision=bf16 or fp32)")  # fmt: skip
+    return list(net.alpha_only_parts())
+
+
+@contextlib.contextmanager
+def bf16_in(parts: Sequence[nn.Module], device_type: str = "cpu") -> Iterator[None]:
+    """bfloat16 autocast inside `parts` only, their tensor outputs cast back to float32.
+
+    With `alpha_only_parts` this is precision=mixed: the class logits and the trimap logits, and so Eq. 8's
+    regions, are computed in float32, the alpha features in bfloat16."""
+
+    def wrap(forward):
+        def autocast_forward(*args: Any, **kwargs: Any) -> Any:
+            with torch.autocast(device_type, dtype=torch.bfloat16):
+                out = forward(*args, **kwargs)
+            return out.float() if torch.is_tensor(out) else out
+
+        return autocast_forward
+
+    for part in parts:
+        part.forward = wrap(part.forward)  # an instance attribute: nn.Module.__call__ finds it first
+    try:
+        yield
+    finally:
+        for part in parts:
+            del part.forward
