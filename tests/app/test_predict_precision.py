@@ -41,6 +41,21 @@ def test_mixed_precision_keeps_class_and_trimap_logits_of_float32():
     assert torch.equal(net(image)["alpha_pred"], fp32["alpha_pred"])  # and nothing stays patched
 
 
+@pytest.mark.slow
+@torch.no_grad()
+def test_released_layout_alpha_only_parts_leave_class_and_trimap_logits_alone():
+    from e2e_him.convert_release import build_release_module, release_run_config
+
+    torch.manual_seed(0)
+    net, image = build_release_module(release_run_config()).net.eval(), torch.randn(1, 3, 64, 96)
+    fp32 = net(image)
+    with bf16_in(alpha_only_parts(net)):
+        mixed = net(image)
+    for key in ("pred_logits", "trimap_logits"):
+        assert torch.equal(mixed[key], fp32[key]), key
+    assert 0 < (mixed["alpha_raw"] - fp32["alpha_raw"]).abs().max() < 0.1 * fp32["alpha_raw"].abs().max()
+
+
 def test_mixed_precision_needs_a_network_that_names_its_alpha_only_parts(native):
     with pytest.raises(ValueError, match="alpha-only parts"):
         TorchBackend(torch.nn.Conv2d(3, 2, 1), precision="mixed")

@@ -15,8 +15,13 @@ from app_runner import run_app
 from nbclient import NotebookClient
 
 from e2e_him.convert_release import convert
+from e2e_him.data.io import read_image
+from e2e_him.data.transforms import prepare_eval_image
 from e2e_him.export import export_onnx
+from e2e_him.models.matting_head import trimap_regions
+from e2e_him.models.release.band import MAX_TILE_SHARE, band_tiles
 from e2e_him.predictor.backends import OnnxBackend
+from e2e_him.predictor.mattes import build_backend
 from e2e_him.utils.checkpoint import load_module
 
 pytestmark = pytest.mark.slow  # the released network is 70 M parameters
@@ -44,6 +49,28 @@ def test_predict_takes_the_release_file_itself_for_photos_and_videos(release_wei
     assert imageio.imread(mattes[0]).shape == (200, 300)
     assert (out / "photo_overlay.jpg").is_file()
     assert len(list((out / "pha" / "clip").glob("*/*.png"))) == 2 * 20
+
+
+@torch.no_grad()
+def test_predict_gives_the_same_mattes_with_and_without_band_only_refinement(
+    converted: Path, official_swint: Path
+):
+    """predict's backend with its default band_tile=16 against band_tile=null, in float32 and with
+    precision=mixed, on the fixture's photo at 448 px (where the fixture's weights leave a fifth of the tiles
+    to compute)."""
+    photo = read_image(official_swint / "input_640.png")
+    tensor, _ = prepare_eval_image(photo, 448)
+    outputs = {}
+    for name, precision, tile in (("whole", "fp32", None), ("band", "fp32", 16), ("mixed", "mixed", 16)):
+        backend, _ = build_backend(converted, precision=precision, band_tile=tile)
+        outputs[name] = backend(tensor[None], keep_scores_above=0.0)
+    net = backend.net
+    band = trimap_regions(net(tensor[None])["trimap_logits"], tensor.shape[-2:])[0].any(dim=1)
+    assert len(band_tiles(band, 16)) <= MAX_TILE_SHARE * band[:, ::16, ::16].numel()  # tiles, not the whole
+    whole = outputs["whole"]["alpha_fin"]
+    torch.testing.assert_close(outputs["band"]["alpha_fin"], whole, rtol=0, atol=1e-4)
+    assert torch.equal(outputs["mixed"]["pred_logits"], outputs["band"]["pred_logits"])
+    assert (outputs["mixed"]["alpha_fin"] - whole).abs().mean() < 1 / 255
 
 
 def test_eval_scores_the_converted_checkpoint(converted: Path, coco_persons: Path, tmp_path: Path):
