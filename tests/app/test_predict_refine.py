@@ -6,8 +6,9 @@ import cv2
 import numpy as np
 
 from e2e_him.predictor.refine import (
+    _inverse_symmetric3,
     _sample_rows,
-    _solve_symmetric3,
+    guide_statistics,
     guided_coefficients,
     refine_mattes,
     transition_band,
@@ -72,10 +73,27 @@ def test_refinement_is_the_same_in_any_strip_size_and_keeps_solid_regions():
     assert refine_mattes(image, small[:0]).shape == (0, 240, 320)
 
 
-def test_closed_form_solve_matches_numpy():
+def test_closed_form_inverse_solves_like_numpy():
     rng = np.random.default_rng(2)
     m = rng.random((5, 7, 3, 3)).astype(np.float32)
     sigma = m @ np.swapaxes(m, -1, -2) + 1e-2 * np.eye(3, dtype=np.float32)  # symmetric positive definite
     rhs = rng.random((5, 7, 3)).astype(np.float32)
     expected = np.linalg.solve(sigma.astype(np.float64), rhs[..., None].astype(np.float64))[..., 0]
-    np.testing.assert_allclose(_solve_symmetric3(sigma, rhs), expected, rtol=1e-3, atol=1e-3)
+    solved = np.einsum("hwij,hwj->hwi", _inverse_symmetric3(sigma), rhs)
+    np.testing.assert_allclose(solved, expected, rtol=1e-3, atol=1e-3)
+
+
+def test_guide_statistics_shared_between_mattes_give_the_same_coefficients():
+    rng = np.random.default_rng(3)
+    guide = rng.random((30, 40, 3)).astype(np.float32)
+    statistics = guide_statistics(guide, 1, 1e-4)
+    for seed in (4, 5):
+        alpha = np.random.default_rng(seed).random((30, 40)).astype(np.float32)
+        shared = guided_coefficients(guide, alpha, 1, 1e-4, statistics)
+        np.testing.assert_array_equal(shared, guided_coefficients(guide, alpha, 1, 1e-4))
+
+
+def test_mattes_without_a_transition_band_are_upsampled_as_they_are():
+    image, truth = _strands()
+    hard = (cv2.resize(truth, (80, 60), interpolation=cv2.INTER_AREA) > 0.5).astype(np.float32)[None]
+    np.testing.assert_array_equal(refine_mattes(image, hard), upsample_mattes(hard, truth.shape))

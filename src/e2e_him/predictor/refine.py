@@ -26,7 +26,25 @@ def _box(x: np.ndarray, r: int) -> np.ndarray:
     return cv2.boxFilter(x, -1, (2 * r + 1, 2 * r + 1), normalize=True, borderType=cv2.BORDER_REFLECT)
 
 
-def guided_coefficients(guide: np.ndarray, alpha: np.ndarray, r: int, eps: float) -> np.ndarray:
+def guide_statistics(guide: np.ndarray, r: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """What the colour guided filter needs of the guide alone, shared by every matte of a photo: the window
+    means of I (h, w, 3) and the inverse of their covariance plus eps (h, w, 3, 3) (He et al. 2013,
+    Eq. 14)."""
+    mean_i = _box(guide, r)  # (h, w, 3)
+    outer = guide[..., :, None] * guide[..., None, :]  # (h, w, 3, 3)
+    sigma = _box(outer.reshape(*guide.shape[:2], 9), r).reshape(*guide.shape[:2], 3, 3)
+    sigma -= mean_i[..., :, None] * mean_i[..., None, :]
+    sigma += eps * np.eye(3, dtype=np.float32)
+    return mean_i, _inverse_symmetric3(sigma)
+
+
+def guided_coefficients(
+    guide: np.ndarray,
+    alpha: np.ndarray,
+    r: int,
+    eps: float,
+    statistics: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """Mean linear coefficients (a_R, a_G, a_B, b) of the colour guided filter (He et al. 2013, Eq. 14-19).
 
     Args:
@@ -34,35 +52,29 @@ def guided_coefficients(guide: np.ndarray, alpha: np.ndarray, r: int, eps: float
         alpha: (h, w) float32 matte in [0, 1].
         r: window radius in pixels.
         eps: regularisation (larger = smoother).
+        statistics: `guide_statistics(guide, r, eps)` when already computed for another matte.
 
     Returns:
         (h, w, 4) float32: the box-averaged a (3 channels) and b, so that q = a . I + b.
     """
-    mean_i = _box(guide, r)  # (h, w, 3)
+    mean_i, inverse = statistics or guide_statistics(guide, r, eps)
     mean_p = _box(alpha, r)  # (h, w)
     cov_ip = _box(guide * alpha[..., None], r) - mean_i * mean_p[..., None]  # (h, w, 3)
-    outer = guide[..., :, None] * guide[..., None, :]  # (h, w, 3, 3)
-    sigma = _box(outer.reshape(*guide.shape[:2], 9), r).reshape(*guide.shape[:2], 3, 3)
-    sigma -= mean_i[..., :, None] * mean_i[..., None, :]
-    sigma += eps * np.eye(3, dtype=np.float32)
-    a = _solve_symmetric3(sigma, cov_ip)  # (h, w, 3)
+    a = np.einsum("hwij,hwj->hwi", inverse, cov_ip)  # (h, w, 3)
     b = mean_p - np.einsum("hwc,hwc->hw", a, mean_i)
     return np.concatenate([_box(a, r), _box(b.astype(np.float32), r)[..., None]], axis=2)
 
 
-def _solve_symmetric3(sigma: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """x with sigma x = rhs per pixel, sigma (h, w, 3, 3) symmetric positive definite, rhs (h, w, 3): the
-    closed-form inverse by cofactors (elementwise, many times faster than a batched np.linalg.solve)."""
+def _inverse_symmetric3(sigma: np.ndarray) -> np.ndarray:
+    """The inverse of each symmetric positive definite sigma (h, w, 3, 3), in closed form by cofactors
+    (elementwise, many times faster than a batched np.linalg.inv)."""
     s00, s01, s02 = sigma[..., 0, 0], sigma[..., 0, 1], sigma[..., 0, 2]
     s11, s12, s22 = sigma[..., 1, 1], sigma[..., 1, 2], sigma[..., 2, 2]
     c00, c01, c02 = s11 * s22 - s12 * s12, s02 * s12 - s01 * s22, s01 * s12 - s02 * s11
     c11, c12, c22 = s00 * s22 - s02 * s02, s01 * s02 - s00 * s12, s00 * s11 - s01 * s01
     det = s00 * c00 + s01 * c01 + s02 * c02
-    r0, r1, r2 = rhs[..., 0], rhs[..., 1], rhs[..., 2]
-    x = np.stack(
-        [c00 * r0 + c01 * r1 + c02 * r2, c01 * r0 + c11 * r1 + c12 * r2, c02 * r0 + c12 * r1 + c22 * r2], -1
-    )
-    return (x / det[..., None]).astype(np.float32)
+    cofactors = np.stack([c00, c01, c02, c01, c11, c12, c02, c12, c22], -1).reshape(sigma.shape)
+    return (cofactors / det[..., None, None]).astype(np.float32)
 
 
 def transition_band(alpha: np.ndarray, r: int, eps: float = 0.01) -> np.ndarray:
@@ -122,14 +134,18 @@ def refine_mattes(
     if not k:
         return out
     small = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    statistics = None  # of the guide: computed once, for the first matte with a transition band
     for i, alpha in enumerate(alphas.astype(np.float32)):
-        coefficients = guided_coefficients(small, alpha, radius, eps)  # (h, w, 4)
-        band = transition_band(alpha, radius, band_eps).astype(np.float32)  # (h, w)
+        band = transition_band(alpha, radius, band_eps)  # (h, w)
+        if band.any():  # a matte of only 0 and 1 (no band) is upsampled as it is
+            statistics = statistics or guide_statistics(small, radius, eps)
+            coefficients = guided_coefficients(small, alpha, radius, eps, statistics)  # (h, w, 4)
+        band_map = band.astype(np.float32) if band.any() else None
         for y0 in range(0, big_h, strip_rows):
             rows = slice(y0, min(y0 + strip_rows, big_h))
             plain = _sample_rows(alpha, rows, (big_h, big_w))  # (r, W)
-            inside = _sample_rows(band, rows, (big_h, big_w)) > 0
-            if inside.any():
+            inside = None if band_map is None else _sample_rows(band_map, rows, (big_h, big_w)) > 0
+            if inside is not None and inside.any():
                 ab = _sample_rows(coefficients, rows, (big_h, big_w))  # (r, W, 4)
                 guide = image[rows].astype(np.float32) / 255.0
                 refined = np.einsum("rwc,rwc->rw", ab[..., :3], guide) + ab[..., 3]
