@@ -93,3 +93,12 @@ def test_band_tile_reaches_only_networks_that_take_it(caplog):
         plain = TorchBackend(build_small_net(), precision="fp32", band_tile=16)
     assert plain.band_tile is None and "refines the whole image" in caplog.text
     assert plain(torch.randn(1, 3, 64, 64))["alpha_fin"].shape == (1, 5, 64, 64)  # 5 queries
+
+
+def test_bf16_in_nests_and_restores_the_forwards():
+    conv = torch.nn.Conv2d(3, 2, 1)
+    with bf16_in([conv, conv]):
+        with bf16_in([conv]):
+            assert conv(torch.randn(1, 3, 4, 4)).dtype == torch.float32  # cast back to float32
+        assert "forward" in conv.__dict__  # the outer wrapper is still in place
+    assert "forward" not in conv.__dict__

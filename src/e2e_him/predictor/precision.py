@@ -93,10 +93,15 @@ def bf16_in(parts: Sequence[nn.Module], device_type: str = "cpu") -> Iterator[No
 
         return autocast_forward
 
+    parts = list(dict.fromkeys(parts))  # each module once
+    saved = [part.__dict__.get("forward") for part in parts]  # an instance forward already there, if any
     for part in parts:
         part.forward = wrap(part.forward)  # an instance attribute: nn.Module.__call__ finds it first
     try:
         yield
     finally:
-        for part in parts:
-            del part.forward
+        for part, previous in zip(parts, saved):
+            if previous is None:
+                del part.forward
+            else:
+                part.forward = previous

@@ -1,5 +1,5 @@
-"""Band-only refinement (ours, inference only, off unless asked for): the released refiner's last stage at
-full resolution, computed only on the tiles that hold unknown pixels.
+"""Band-only refinement (ours, inference only; the network does it when asked, predict asks by default): the
+released refiner's last stage at full resolution, computed only on the tiles that hold unknown pixels.
 
 Eq. 8 reads alpha_pred only where a query's trimap is unknown; elsewhere alpha_fin is 0 or 1 from the
 trimap. The release's full-resolution stage is two 3x3 convolutions without normalisation
