@@ -119,7 +119,13 @@ def test_released_network_skips_the_stage_where_no_pixel_is_unknown(release_net,
     monkeypatch.setattr(kernels, "forward", background_trimaps)
     full = release_net(image)
     full_calls = len(calls)
+    listed = []
+    on_tiles = band_module.convs_on_tiles
+    monkeypatch.setattr(
+        band_module, "convs_on_tiles", lambda s, x, t, n: listed.append(len(t)) or on_tiles(s, x, t, n)
+    )
     band = release_net(image, band_tile=32)
+    assert listed == [0]  # the tile path ran, with no tile to compute
     assert not full["alpha_fin"].any() and not band["alpha_fin"].any()
     assert len(calls) - full_calls == full_calls - 2  # the band run skips the stage's two convolutions
 

@@ -137,10 +137,10 @@ def refine_mattes(
     statistics = None  # of the guide: computed once, for the first matte with a transition band
     for i, alpha in enumerate(alphas.astype(np.float32)):
         band = transition_band(alpha, radius, band_eps)  # (h, w)
-        if band.any():  # a matte of only 0 and 1 (no band) is upsampled as it is
+        band_map = band.astype(np.float32) if band.any() else None  # None: only 0 and 1, upsampled as is
+        if band_map is not None:
             statistics = statistics or guide_statistics(small, radius, eps)
             coefficients = guided_coefficients(small, alpha, radius, eps, statistics)  # (h, w, 4)
-        band_map = band.astype(np.float32) if band.any() else None
         for y0 in range(0, big_h, strip_rows):
             rows = slice(y0, min(y0 + strip_rows, big_h))
             plain = _sample_rows(alpha, rows, (big_h, big_w))  # (r, W)

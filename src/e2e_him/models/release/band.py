@@ -71,8 +71,9 @@ def convs_on_tiles(stack: nn.Sequential, x: torch.Tensor, tiles: torch.Tensor, t
     y = x[image[:, None, None], :, rows.clamp(0, h - 1)[:, :, None], cols.clamp(0, w - 1)[:, None, :]]
     y = y.permute(0, 3, 1, 2)  # (M, C, win, win), channels-last
     edge = ~inside.flatten(1).all(dim=1)  # (M,) tiles whose halo leaves the image
+    masked = bool(edge.any())
     for i, conv in enumerate(convs):
-        if edge.any():
+        if masked:
             crop = inside[edge, :, i : inside.shape[-2] - i, i : inside.shape[-1] - i]
             y[edge] = y[edge] * crop.to(y.dtype)
         y = F.conv2d(y, conv.weight, conv.bias)  # (M, C_i, win - 2i - 2, win - 2i - 2)
