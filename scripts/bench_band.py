@@ -12,6 +12,9 @@ The stage runs with the release's widths (131 -> 96 -> 64 channels), random weig
 on them), channels-last as predict runs it, in float32 and bfloat16 autocast where the CPU has it. Printed per
 photo, width and tile: the fraction of pixels in the band, the fraction of tiles computed, and the seconds of
 the whole-image stage and of the band-only stage (medians over the rounds), and whole / band.
+
+`--shares 0.3,0.5,0.7` adds bands that touch those fractions of the tiles of the first `--tiles` size, the
+tiles drawn at random: where whole / band crosses 1 is the break-even behind `MAX_TILE_SHARE`.
 """
 
 from __future__ import annotations
@@ -55,6 +58,31 @@ def photo_mattes(root: Path, size: int) -> dict[str, torch.Tensor]:
     return out
 
 
+def random_band(size: int, tile: int, share: float) -> torch.Tensor:
+    """(1, size, size) bool with one pixel in each of round(share * tiles) random tiles of `tile` px."""
+    per_side = size // tile
+    chosen = torch.randperm(per_side**2, generator=torch.Generator().manual_seed(0))[
+        : round(share * per_side**2)
+    ]
+    band = torch.zeros(1, size, size, dtype=torch.bool)
+    band[0, (chosen // per_side) * tile + tile // 2, (chosen % per_side) * tile + tile // 2] = True
+    return band
+
+
+def bands(photos: list, kernels: list[int], shares: list[float], size: int, tile: int):
+    """(photo, people, kernel, band (1, H, W)) of every photo and kernel, then of every random share."""
+    for name, mattes in photos:
+        for kernel in kernels:
+            yield (
+                name,
+                len(mattes),
+                kernel,
+                (trimap_from_alpha(mattes, kernel) == UNKNOWN).any(0, keepdim=True),
+            )
+    for share in shares:
+        yield f"random {share:.0%}", "-", "-", random_band(size, tile, share)
+
+
 def timed(fn, precision: str) -> float:
     amp = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
     with torch.inference_mode(), amp:
@@ -74,6 +102,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--photos", type=int, default=None, help="at most this many photos")
+    parser.add_argument("--shares", default="", help="tile fractions of random bands, e.g. 0.3,0.5,0.7")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -82,6 +111,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     x = torch.randn(1, 131, args.size, args.size).contiguous(memory_format=torch.channels_last)
     kernels, tiles = [int(k) for k in args.kernels.split(",")], [int(t) for t in args.tiles.split(",")]
     photos = list(photo_mattes(args.alphas, args.size).items())[: args.photos]
+    shares = [float(v) for v in args.shares.split(",") if v]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.size} x {args.size}, "
           f"{len(photos)} photos, precisions {precisions}")  # fmt: skip
     print(
@@ -89,25 +119,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     table = []
-    for name, mattes in photos:
-        for kernel in kernels:
-            band = (trimap_from_alpha(mattes, kernel) == UNKNOWN).any(dim=0, keepdim=True)  # (1, H, W)
-            cases = {t: band_tiles(band, t) for t in tiles}
-            for precision in precisions:
-                calls = {"whole": partial(stage, x)}
-                calls.update({t: partial(convs_on_tiles, stage, x, listed, t) for t, listed in cases.items()})
-                runs: dict[object, list[float]] = {key: [] for key in calls}
-                for _ in range(args.rounds):
-                    for key, call in calls.items():
-                        runs[key].append(timed(call, precision))
-                whole = statistics.median(runs["whole"])
-                for t, listed in cases.items():
-                    part, share = statistics.median(runs[t]), len(listed) / (args.size // t) ** 2
-                    cells = [name, len(mattes), kernel, f"{band.float().mean():.1%}", t, f"{share:.1%}",
-                             precision, f"{whole:.3f}", f"{part:.3f}", f"{whole / part:.2f}"]  # fmt: skip
-                    print("| " + " | ".join(map(str, cells)) + " |")
-                    table.append({"photo": name, "kernel": kernel, "tile": t, "share": share,
-                                  "precision": precision, "whole": whole, "band": part})  # fmt: skip
+    for name, people, kernel, band in bands(photos, kernels, shares, args.size, tiles[0]):
+        cases = {t: band_tiles(band, t) for t in tiles}
+        for precision in precisions:
+            calls = {"whole": partial(stage, x)}
+            calls.update({t: partial(convs_on_tiles, stage, x, listed, t) for t, listed in cases.items()})
+            runs: dict[object, list[float]] = {key: [] for key in calls}
+            for _ in range(args.rounds):
+                for key, call in calls.items():
+                    runs[key].append(timed(call, precision))
+            whole = statistics.median(runs["whole"])
+            for t, listed in cases.items():
+                part, share = statistics.median(runs[t]), len(listed) / (args.size // t) ** 2
+                cells = [name, people, kernel, f"{band.float().mean():.1%}", t, f"{share:.1%}",
+                         precision, f"{whole:.3f}", f"{part:.3f}", f"{whole / part:.2f}"]  # fmt: skip
+                print("| " + " | ".join(map(str, cells)) + " |")
+                table.append({"photo": name, "kernel": kernel, "tile": t, "share": share,
+                              "precision": precision, "whole": whole, "band": part})  # fmt: skip
     return table
 
 

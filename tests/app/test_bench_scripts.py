@@ -78,3 +78,14 @@ def test_bench_band_times_the_stage_on_the_tiles_of_real_bands(shared_data, monk
     for (photo, kernel, tile), value in share.items():
         if kernel == 3:  # a wider band touches at least as many tiles
             assert share[photo, 15, tile] >= value
+
+
+def test_bench_band_random_bands_touch_the_asked_share_of_tiles(shared_data, monkeypatch):
+    bench = load("bench_band", monkeypatch)
+    alphas = shared_data / "coco_persons" / "alphas"
+    table = bench.main(["--alphas", str(alphas), "--size", "128", "--photos", "0", "--rounds", "1",
+                        "--tiles", "16", "--shares", "0.25,0.75"])  # fmt: skip
+    assert [(row["photo"], row["share"]) for row in table if row["precision"] == "fp32"] == [
+        ("random 25%", 0.25),
+        ("random 75%", 0.75),
+    ]

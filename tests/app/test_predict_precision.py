@@ -95,6 +95,13 @@ def test_band_tile_reaches_only_networks_that_take_it(caplog):
     assert plain(torch.randn(1, 3, 64, 64))["alpha_fin"].shape == (1, 5, 64, 64)  # 5 queries
 
 
+@pytest.mark.parametrize("tile", [0, -16, 24, 64, 16.0])
+def test_a_band_tile_that_does_not_divide_the_input_multiple_is_refused_up_front(tile):
+    for net in (Recorder(), build_small_net()):  # whether or not the layout skips tiles
+        with pytest.raises(ValueError, match=r"must divide the input size multiple 32: one of \[1, 2, 4"):
+            TorchBackend(net, precision="fp32", band_tile=tile)
+
+
 def test_bf16_in_nests_and_restores_the_forwards():
     conv = torch.nn.Conv2d(3, 2, 1)
     with bf16_in([conv, conv]):

@@ -97,3 +97,40 @@ def test_mattes_without_a_transition_band_are_upsampled_as_they_are():
     image, truth = _strands()
     hard = (cv2.resize(truth, (80, 60), interpolation=cv2.INTER_AREA) > 0.5).astype(np.float32)[None]
     np.testing.assert_array_equal(refine_mattes(image, hard), upsample_mattes(hard, truth.shape))
+
+
+def _reference_coefficients(guide: np.ndarray, alpha: np.ndarray, r: int, eps: float) -> np.ndarray:
+    """He et al. 2013, Eq. 14-19 pixel by pixel in float64: a 3x3 solve in every window (borders mirrored
+    as cv2.BORDER_REFLECT does), then the window means of a and b."""
+    pad = [(r, r), (r, r)]
+    guide_p = np.pad(guide.astype(np.float64), [*pad, (0, 0)], mode="symmetric")
+    alpha_p = np.pad(alpha.astype(np.float64), pad, mode="symmetric")
+    h, w = alpha.shape
+    ab = np.zeros((h, w, 4))
+    for y in range(h):
+        for x in range(w):
+            win_i = guide_p[y : y + 2 * r + 1, x : x + 2 * r + 1].reshape(-1, 3)
+            win_p = alpha_p[y : y + 2 * r + 1, x : x + 2 * r + 1].reshape(-1)
+            mu, mean_p = win_i.mean(0), win_p.mean()
+            sigma = win_i.T @ win_i / len(win_p) - np.outer(mu, mu)
+            a = np.linalg.solve(sigma + eps * np.eye(3), (win_i * win_p[:, None]).mean(0) - mu * mean_p)
+            ab[y, x] = [*a, mean_p - a @ mu]
+    ab_p = np.pad(ab, [*pad, (0, 0)], mode="symmetric")
+    k = 2 * r + 1
+    return np.stack([ab_p[y : y + k, x : x + k].mean((0, 1)) for y in range(h) for x in range(w)]).reshape(
+        h, w, 4
+    )
+
+
+def test_guided_coefficients_equal_a_per_window_solve():
+    """Pins the fast path (window means by box filters, the closed-form inverse, the guide's statistics
+    shared between mattes) to the textbook filter."""
+    rng = np.random.default_rng(6)
+    guide = rng.random((14, 17, 3)).astype(np.float32)
+    statistics = guide_statistics(guide, 2, 1e-3)
+    for alpha in (rng.random((14, 17)), (guide.mean(2) > 0.5) * 0.8 + 0.1):
+        alpha = alpha.astype(np.float32)
+        expected = _reference_coefficients(guide, alpha, 2, 1e-3)
+        np.testing.assert_allclose(
+            guided_coefficients(guide, alpha, 2, 1e-3, statistics), expected, atol=2e-4
+        )

@@ -22,6 +22,7 @@ from e2e_him.models.matting_head import trimap_regions
 from e2e_him.models.release.band import MAX_TILE_SHARE, band_tiles
 from e2e_him.predictor.backends import OnnxBackend
 from e2e_him.predictor.mattes import build_backend
+from e2e_him.predictor.precision import native_bf16
 from e2e_him.utils.checkpoint import load_module
 
 pytestmark = pytest.mark.slow  # the released network is 70 M parameters
@@ -60,10 +61,11 @@ def test_predict_gives_the_same_mattes_with_and_without_band_only_refinement(
     to compute)."""
     photo = read_image(official_swint / "input_640.png")
     tensor, _ = prepare_eval_image(photo, 448)
-    outputs = {}
+    outputs, ran = {}, {}
     for name, precision, tile in (("whole", "fp32", None), ("band", "fp32", 16), ("mixed", "mixed", 16)):
         backend, _ = build_backend(converted, precision=precision, band_tile=tile)
-        outputs[name] = backend(tensor[None], keep_scores_above=0.0)
+        outputs[name], ran[name] = backend(tensor[None], keep_scores_above=0.0), backend.precision
+    assert ran["mixed"] == ("mixed" if native_bf16(torch.device("cpu")) else "fp32")  # what was compared
     net = backend.net
     band = trimap_regions(net(tensor[None])["trimap_logits"], tensor.shape[-2:])[0].any(dim=1)
     assert len(band_tiles(band, 16)) <= MAX_TILE_SHARE * band[:, ::16, ::16].numel()  # tiles, not the whole

@@ -32,6 +32,8 @@ class E2EHIM(nn.Module):
     or 50 (Var3 / Var4), `use_fusion=False` (Var5), `use_refiner=False` (Var6).
     """
 
+    size_multiple = SIZE_MULTIPLE  # H and W of every input are multiples of this
+
     def __init__(
         self,
         backbone: nn.Module,

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from e2e_him.models.layers import ConvGNAct
+from e2e_him.models.layers import ConvGNAct, cat_channels
 
 
 class DoubleConv(nn.Sequential):
@@ -51,5 +51,5 @@ class UNetFusion(nn.Module):
             skips.append(x)
         for block, skip in zip(self.up, reversed(skips[:-1])):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear")
-            x = block(torch.cat((x, skip), dim=1))
+            x = block(cat_channels((x, skip)))
         return x

@@ -11,7 +11,7 @@ from torch import nn
 from e2e_him.data.trimap import trimap_argmax_masks
 from e2e_him.models.dynamic import KernelMLP, dynamic_conv1x1
 from e2e_him.models.fusion import UNetFusion
-from e2e_him.models.layers import ConvGNAct
+from e2e_him.models.layers import ConvGNAct, cat_channels
 from e2e_him.models.query_selection import gather_queries, scatter_queries
 from e2e_him.models.refiner import Refiner
 
@@ -157,7 +157,7 @@ class InstanceMattingNetwork(nn.Module):
         Returns:
             `trimap_logits` (B, N, 3, H/2, W/2), `alpha_pred` and `alpha_fin` (B, N, H, W).
         """
-        x = detailed if guidance is None else torch.cat((detailed, guidance), dim=1)
+        x = detailed if guidance is None else cat_channels((detailed, guidance))
         x = self.fusion(x)  # (B, fusion_widths[0], H/8, W/8)
         half, quarter = low_level
         trimap_features, alpha_features = self.refiner(x, (quarter, half, image))

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from e2e_him.models.layers import ConvGNAct
+from e2e_him.models.layers import ConvGNAct, cat_channels
 
 
 class Refiner(nn.Module):
@@ -72,7 +72,7 @@ class Refiner(nn.Module):
         for stage, skip in zip(self.stages, low_level):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear")
             if self.use_low_level:
-                x = torch.cat((x, skip), dim=1)
+                x = cat_channels((x, skip))
             x = stage(x)
             outputs.append(x)
         return self.trimap_proj(outputs[1]), self.alpha_proj(outputs[2])

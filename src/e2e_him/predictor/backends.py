@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from e2e_him.models.release.band import check_tile
 from e2e_him.predictor.precision import alpha_only_parts, bf16_in, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,9 @@ class TorchBackend:
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.parts = alpha_only_parts(net) if self.precision == "mixed" else []
-        self.band_tile = (
-            band_tile if band_tile and "band_tile" in inspect.signature(net.forward).parameters else None
-        )
+        if band_tile is not None:  # refused up front, whichever the layout (32: the contract's multiple)
+            check_tile(band_tile, getattr(net, "size_multiple", 32))
+        self.band_tile = band_tile if "band_tile" in inspect.signature(net.forward).parameters else None
         if band_tile and self.band_tile is None:
             log.info("band_tile=%s: %s refines the whole image (only the released layout can skip tiles)",
                      band_tile, type(net).__name__)  # fmt: skip

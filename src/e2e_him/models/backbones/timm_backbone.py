@@ -33,7 +33,7 @@ from torch import nn
 from e2e_him.models.backbones import STRIDES, Backbone
 from e2e_him.models.backbones.swin_windows import WINDOW_PADDINGS, use_pad_then_shift
 from e2e_him.models.init import kaiming_init
-from e2e_him.models.layers import ConvGNAct
+from e2e_him.models.layers import ConvGNAct, nchw_from_tokens
 
 log = logging.getLogger(__name__)
 
@@ -240,9 +240,10 @@ class TimmSwinBackbone(Backbone):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Stem features (B, in_channels, H/4, W/4) -> [(B, C_i, H/s, W/s) for s in 4, 8, 16, 32]."""
+        stem = x
         x = self.body.patch_embed(x)  # (B, H/4, W/4, C_0), NHWC as timm's Swin works
         features = []
         for stage, norm in zip(self.body.layers, self.out_norms):
             x = stage(x)
-            features.append(norm(x).permute(0, 3, 1, 2).contiguous())  # NHWC -> NCHW, once
+            features.append(nchw_from_tokens(norm(x), like=stem))  # NHWC -> NCHW, once
         return features

@@ -28,6 +28,7 @@ from timm.layers import trunc_normal_
 from torch import nn
 
 from e2e_him.models.backbones.vitaev2_cells import NormalCell, ReductionCell
+from e2e_him.models.layers import nchw_from_tokens
 
 log = logging.getLogger(__name__)
 
@@ -297,9 +298,9 @@ class ViTAEv2Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Stem features (B, in_channels, H/4, W/4) -> [(B, C_i, H/s_i, W/s_i) for s_i in 4, 8, 16, 32]."""
-        features = []
+        stem, features = x, []
         for stage, norm in zip(self.layers, self.norms):
             tokens = stage(x)  # (B, h, w, C_i)
-            features.append(norm(tokens).permute(0, 3, 1, 2).contiguous())
+            features.append(nchw_from_tokens(norm(tokens), like=stem))
             x = tokens.permute(0, 3, 1, 2)  # the un-normalised stream feeds the next stage
         return features

@@ -21,6 +21,15 @@ from torch import nn
 MAX_TILE_SHARE = 0.5
 
 
+def check_tile(tile: int, size_multiple: int) -> int:
+    """`tile`, checked to divide the network's input size multiple, so that every input is whole tiles."""
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile <= 0 or size_multiple % tile:
+        divisors = [d for d in range(1, size_multiple + 1) if size_multiple % d == 0]
+        raise ValueError(f"band_tile must divide the input size multiple {size_multiple}: one of {divisors}, "
+                         f"got {tile!r}")  # fmt: skip
+    return tile
+
+
 def band_tiles(band: torch.Tensor, tile: int) -> torch.Tensor:
     """band (B, H, W) bool, H and W multiples of `tile` -> (M, 3) long [image, tile row, tile column] of the
     tiles that hold at least one band pixel."""

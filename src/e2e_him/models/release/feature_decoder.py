@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from e2e_him.models.layers import cat_channels
 from e2e_him.models.release.blocks import conv_gn, stage
 
 
@@ -44,5 +45,5 @@ class ReleaseFeatureDecoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Backbone maps (B, C_s, H/s, W/s) for s = 8, 16, 32 -> F_16 (B, 512, H/16, W/16) and F_dc (B, C,
         H/8, W/8)."""
-        f16 = self.mid(torch.cat((upsample2(self.top(x32)), x16), dim=1))
-        return f16, self.out(torch.cat((upsample2(f16), x8), dim=1))
+        f16 = self.mid(cat_channels((upsample2(self.top(x32)), x16)))
+        return f16, self.out(cat_channels((upsample2(f16), x8)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from e2e_him.models.layers import cat_channels
 from e2e_him.models.release.band import stage_on_band
 from e2e_him.models.release.blocks import PositionAttention, conv_gn, stage
 from e2e_him.models.release.feature_decoder import upsample2
@@ -51,11 +52,11 @@ class ReleaseFusion(nn.Module):
         """x (B, in_channels, H/8, W/8); F_16 (B, 512, H/16, W/16); backbone maps at H/8, H/16, H/32 ->
         (B, width, H/8, W/8)."""
         e8 = self.enter8(x)
-        e16 = self.fuse16(torch.cat((self.down16(e8), f16, x16), dim=1))
-        e32 = self.fuse32(torch.cat((self.down32(e16), x32), dim=1))
+        e16 = self.fuse16(cat_channels((self.down16(e8), f16, x16)))
+        e32 = self.fuse32(cat_channels((self.down32(e16), x32)))
         d32 = self.out32(self.attention(e32))
-        d16 = self.up16(torch.cat((e16, upsample2(d32), x16), dim=1))
-        return self.up8(torch.cat((upsample2(d16), x8, e8), dim=1))
+        d16 = self.up16(cat_channels((e16, upsample2(d32), x16)))
+        return self.up8(cat_channels((upsample2(d16), x8, e8)))
 
 
 def trimap_features(in_channels: int = 512, width: int = 512, out_channels: int = 256, dropout: float = 0.1):
@@ -115,7 +116,7 @@ class ReleaseRefiner(nn.Module):
         """x (B, in, H/8, W/8); Swin's and the stem's H/4 maps; the stem's H/2 map; the image (B, 3, H, W)
         -> F_alpha (B, C_alpha, H, W). With a `band` (B, H, W) bool, the full-resolution stage runs only on
         the tiles of size `tile` that hold band pixels, F_alpha is 0 elsewhere (models/release/band.py)."""
-        r4 = self.stage4(torch.cat((upsample2(x), x4, stem4), dim=1))
-        r2 = self.stage2(torch.cat((upsample2(r4), stem2), dim=1))
-        r1 = torch.cat((upsample2(r2), image), dim=1)  # (B, w2 + 3, H, W)
+        r4 = self.stage4(cat_channels((upsample2(x), x4, stem4)))
+        r2 = self.stage2(cat_channels((upsample2(r4), stem2)))
+        r1 = cat_channels((upsample2(r2), image))  # (B, w2 + 3, H, W)
         return self.stage1(r1) if band is None else stage_on_band(self.stage1, r1, band, tile)

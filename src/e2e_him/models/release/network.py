@@ -11,7 +11,7 @@ from torch import nn
 from e2e_him.models.backbones import validate_backbone
 from e2e_him.models.dynamic import SplitKernelMLP, dynamic_conv1x1, per_image_conv1x1
 from e2e_him.models.init import kaiming_init
-from e2e_him.models.layers import MLP
+from e2e_him.models.layers import MLP, cat_channels
 from e2e_him.models.matting_head import fuse_alpha, trimap_regions
 from e2e_him.models.query_selection import gather_queries, scatter_queries, select_queries
 from e2e_him.models.release.blocks import conv_gn
@@ -39,6 +39,8 @@ class ReleaseE2EHIM(nn.Module):
 
     Defaults are the release's (C = 256, N = 20, S = 2, C_g = 128, C_tri = 256, C_alpha = 64).
     """
+
+    size_multiple = SIZE_MULTIPLE  # H and W of every input are multiples of this
 
     def __init__(
         self,
@@ -175,7 +177,7 @@ class ReleaseE2EHIM(nn.Module):
             kernels["affinity_biases"][-1].transpose(1, 2),
         )
         guidance, attention = self.guidance(detailed, codes[-1], affinity)
-        fused = self.fusion(torch.cat((guidance, detailed, masks[-1].sigmoid()), dim=1), f16, x8, x16, x32)
+        fused = self.fusion(cat_channels((guidance, detailed, masks[-1].sigmoid())), f16, x8, x16, x32)
         decoded, select = codes[-1], None  # the queries whose trimaps and mattes are decoded
         if keep_scores_above is not None and not self.training:
             select = select_queries(logits[-1], keep_scores_above)
