@@ -13,6 +13,7 @@ import torch
 
 from e2e_him.predictor import precision
 from e2e_him.predictor.backends import TorchBackend
+from e2e_him.predictor.mattes import build_backend
 from e2e_him.predictor.precision import alpha_only_parts, bf16_in
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
@@ -100,6 +101,8 @@ def test_a_band_tile_that_does_not_divide_the_input_multiple_is_refused_up_front
     for net in (Recorder(), build_small_net()):  # whether or not the layout skips tiles
         with pytest.raises(ValueError, match=r"must divide the input size multiple 32: one of \[1, 2, 4"):
             TorchBackend(net, precision="fp32", band_tile=tile)
+    with pytest.raises(ValueError, match="band_tile must divide"):  # before the file is even opened
+        build_backend("missing.onnx", backend="onnx", band_tile=tile)
 
 
 def test_bf16_in_nests_and_restores_the_forwards():

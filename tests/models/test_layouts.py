@@ -21,9 +21,11 @@ def maps(dtypes=(torch.bfloat16, torch.float32), channels=(5, 3)):
 
 def test_cat_channels_without_autocast_is_torch_cat():
     a, b = maps(dtypes=(torch.float32, torch.float32))
-    out = cat_channels((a, b.contiguous()))  # mixed layouts: the first one's wins
-    assert torch.equal(out, torch.cat((a, b), dim=1)) and out.dtype == torch.float32 and is_channels_last(out)
-    out = cat_channels((a.contiguous(), b))
+    for first, second in ((a, b.contiguous()), (a.contiguous(), b)):  # mixed layouts: channels-last wins
+        out = cat_channels((first, second))
+        assert torch.equal(out, torch.cat((a, b), dim=1)) and out.dtype == torch.float32
+        assert is_channels_last(out)
+    out = cat_channels((a.contiguous(), b.contiguous()))
     assert torch.equal(out, torch.cat((a, b), dim=1)) and not is_channels_last(out)
 
 
@@ -67,3 +69,83 @@ def test_dynamic_conv_on_a_channels_last_map(queries):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         low = dynamic_conv1x1(features.to(torch.bfloat16).contiguous(memory_format=CL), kernels, biases)
     torch.testing.assert_close(low.float(), plain, atol=0.1, rtol=0.02)
+
+
+def plain_cat(maps):
+    return torch.cat(tuple(maps), dim=1)
+
+
+def plain_dynamic_conv(features, kernels, biases):
+    """dynamic_conv1x1 as it was: one einsum over the map in whatever layout it has."""
+    b, *q, c = kernels.shape
+    out = torch.einsum("bmc,bchw->bmhw", kernels.reshape(b, -1, c), features)
+    return out.view(b, *q, *features.shape[-2:]) + biases[..., None, None]
+
+
+def outputs_before_and_now(net, monkeypatch, size=(96, 128)):
+    """The network's bf16 channels-last outputs with the plain cat, einsum and NCHW backbone maps, then with
+    this module's layout-keeping versions."""
+    import e2e_him.models.backbones.timm_backbone as timm_backbone
+    import e2e_him.models.fusion as fusion
+    import e2e_him.models.matting_head as matting_head
+    import e2e_him.models.refiner as refiner
+    import e2e_him.models.release.feature_decoder as release_decoder
+    import e2e_him.models.release.matting as release_matting
+    import e2e_him.models.release.network as release_network
+
+    torch.manual_seed(1)
+    net = net.eval().to(memory_format=CL)
+    image = torch.randn(1, 3, *size).contiguous(memory_format=CL)
+    runs = []
+    for patched in (True, False):
+        with monkeypatch.context() as patch:
+            if patched:
+                for module in (
+                    fusion,
+                    matting_head,
+                    refiner,
+                    release_decoder,
+                    release_matting,
+                    release_network,
+                ):
+                    patch.setattr(module, "cat_channels", plain_cat)
+                for module in (matting_head, release_network):
+                    patch.setattr(module, "dynamic_conv1x1", plain_dynamic_conv)
+                patch.setattr(
+                    timm_backbone, "nchw_from_tokens", lambda t, like: t.permute(0, 3, 1, 2).contiguous()
+                )
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+                out = net(image, keep_scores_above=0.0)
+        runs.append({k: out[k] for k in ("pred_logits", "trimap_logits", "alpha_pred", "alpha_fin")})
+    return runs
+
+
+def test_the_paper_layout_gives_the_same_bf16_outputs_as_before(monkeypatch):
+    from model_builders import build_small_net
+
+    before, now = outputs_before_and_now(build_small_net("swin_tiny"), monkeypatch)
+    for key in before:
+        assert torch.equal(now[key], before[key]), key
+
+
+@pytest.mark.slow
+def test_the_released_layout_gives_the_same_bf16_outputs_as_before(monkeypatch):
+    from e2e_him.convert_release import build_release_module, release_run_config
+
+    torch.manual_seed(0)
+    before, now = outputs_before_and_now(build_release_module(release_run_config()).net, monkeypatch)
+    for key in before:
+        assert torch.equal(now[key], before[key]), key
+
+
+@pytest.mark.parametrize("name", ["swin_tiny", "resnet18"])
+def test_backbone_maps_follow_the_layout_of_their_input(name):
+    from model_builders import build_backbone
+
+    backbone = build_backbone(name).eval()
+    x = torch.randn(1, 128, 64, 96)
+    with torch.no_grad():
+        plain, last = backbone(x), backbone(x.contiguous(memory_format=CL))
+    assert all(f.is_contiguous() for f in plain) and all(is_channels_last(f) for f in last)
+    for a, b in zip(plain, last):
+        torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)

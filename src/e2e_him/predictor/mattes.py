@@ -14,6 +14,7 @@ import torch
 
 from e2e_him.data.transforms import prepare_eval_image
 from e2e_him.models.inference import postprocess
+from e2e_him.models.release.band import check_tile
 from e2e_him.predictor.backends import OnnxBackend, TorchBackend
 from e2e_him.predictor.refine import refine_mattes
 
@@ -112,6 +113,8 @@ def build_backend(
     if backend == "onnx" or (backend == "auto" and path.suffix.lower() == ".onnx"):
         if path.suffix.lower() != ".onnx":
             raise ValueError(f"backend=onnx needs an .onnx file from python -m e2e_him.export, got {path}")
+        if band_tile is not None:  # the graph refines the whole image; a bad value is refused all the same
+            check_tile(band_tile, 32)  # the exporter's size multiple
         engine = OnnxBackend(path, threads=threads)
         stored = {
             k: float(engine.metadata[k]) for k in ("score_threshold", "min_area") if k in engine.metadata
