@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# above this share of tiles the stage runs on the whole image: the halos make tiles dearer per pixel (one
-# one-thread run had tiles stop paying at about 57 % of them in bf16, 63 % in float32:
-# `scripts/bench_band.py --shares`, docs/benchmarks.md)
+# above this share of tiles the stage runs on the whole image: the halos make tiles dearer per pixel, and at
+# two threads tiles stop paying at about 52 % of them in bf16, 60 % in float32 (`scripts/bench_band.py
+# --shares`, docs/benchmarks.md)
 MAX_TILE_SHARE = 0.5
 
 
