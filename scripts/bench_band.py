@@ -61,9 +61,8 @@ def photo_mattes(root: Path, size: int) -> dict[str, torch.Tensor]:
 def random_band(size: int, tile: int, share: float) -> torch.Tensor:
     """(1, size, size) bool with one pixel in each of round(share * tiles) random tiles of `tile` px."""
     per_side = size // tile
-    chosen = torch.randperm(per_side**2, generator=torch.Generator().manual_seed(0))[
-        : round(share * per_side**2)
-    ]
+    order = torch.randperm(per_side**2, generator=torch.Generator().manual_seed(0))
+    chosen = order[: round(share * per_side**2)]
     band = torch.zeros(1, size, size, dtype=torch.bool)
     band[0, (chosen // per_side) * tile + tile // 2, (chosen % per_side) * tile + tile // 2] = True
     return band
@@ -73,12 +72,8 @@ def bands(photos: list, kernels: list[int], shares: list[float], size: int, tile
     """(photo, people, kernel, band (1, H, W)) of every photo and kernel, then of every random share."""
     for name, mattes in photos:
         for kernel in kernels:
-            yield (
-                name,
-                len(mattes),
-                kernel,
-                (trimap_from_alpha(mattes, kernel) == UNKNOWN).any(0, keepdim=True),
-            )
+            band = (trimap_from_alpha(mattes, kernel) == UNKNOWN).any(dim=0, keepdim=True)  # (1, H, W)
+            yield name, len(mattes), kernel, band
     for share in shares:
         yield f"random {share:.0%}", "-", "-", random_band(size, tile, share)
 
