@@ -138,7 +138,7 @@ def test_the_released_layout_gives_the_same_bf16_outputs_as_before(monkeypatch):
         assert torch.equal(now[key], before[key]), key
 
 
-@pytest.mark.parametrize("name", ["swin_tiny", "resnet18"])
+@pytest.mark.parametrize("name", ["swin_tiny", "resnet18", "vitaev2_s"])
 def test_backbone_maps_follow_the_layout_of_their_input(name):
     from model_builders import build_backbone
 
