@@ -10,7 +10,7 @@ import torch
 
 from e2e_him.predictor import precision
 from e2e_him.predictor.backends import TorchBackend
-from e2e_him.predictor.precision import resolve_precision
+from e2e_him.predictor.precision import float32_cpu_note, resolve_precision
 
 
 class Tiny(torch.nn.Module):
@@ -45,6 +45,19 @@ def test_bf16_is_chosen_only_where_the_cpu_has_it(monkeypatch, caplog):
     assert resolve_precision("fp32", cpu) == "fp32"
     with pytest.raises(ValueError, match="precision"):
         resolve_precision("fp16", cpu)
+
+
+def test_a_cpu_without_bf16_is_pointed_to_onnxruntime(monkeypatch):
+    cpu = torch.device("cpu")
+    _cpu(monkeypatch, "x86_64", {"avx2", "fma"})
+    for requested in ("auto", "bf16", "mixed"):  # all fall back to float32 here
+        note = float32_cpu_note(requested, resolve_precision(requested, cpu), cpu, "runs/best.ckpt")
+        assert note is not None and "no native bfloat16" in note
+        assert "python -m e2e_him.export ckpt_path=runs/best.ckpt format=onnx" in note
+    assert float32_cpu_note("fp32", resolve_precision("fp32", cpu), cpu) is None  # asked for float32
+    _cpu(monkeypatch, "x86_64", {"avx2", "avx512_bf16"})
+    assert resolve_precision("auto", cpu) == "bf16" and float32_cpu_note("auto", "bf16", cpu) is None
+    assert float32_cpu_note("auto", "fp32", torch.device("cuda")) is None  # not a CPU
 
 
 def test_backend_returns_float32_contract_outputs_in_any_precision(monkeypatch):

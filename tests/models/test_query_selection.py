@@ -20,6 +20,13 @@ def test_select_takes_the_top_k_of_the_batch():
     assert torch.equal(back[0, [0, 2]], x[0, [0, 2]]) and torch.equal(back[0, 1], torch.zeros(4))
 
 
+def test_scatter_of_every_query_is_the_inverse_permutation():
+    x = torch.randn(2, 5, 3, 4)
+    select = torch.stack([torch.randperm(5) for _ in range(2)])  # K = N: the output is left unfilled
+    back = scatter_queries(gather_queries(x, select), select, 5)
+    assert torch.equal(back, x)
+
+
 @torch.no_grad()
 @pytest.mark.parametrize("threshold", [0.0, 0.5, 0.99])
 def test_paper_layout_kept_queries_are_unchanged(threshold: float):

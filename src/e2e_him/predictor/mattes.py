@@ -16,6 +16,7 @@ from e2e_him.data.transforms import prepare_eval_image
 from e2e_him.models.inference import postprocess
 from e2e_him.models.release.band import check_tile
 from e2e_him.predictor.backends import OnnxBackend, TorchBackend
+from e2e_him.predictor.precision import float32_cpu_note
 from e2e_him.predictor.refine import refine_mattes
 
 log = logging.getLogger(__name__)
@@ -131,4 +132,6 @@ def build_backend(
     engine = TorchBackend(module.net, target, precision, channels_last, compile, band_tile)
     stored = {k: float(module.hparams[k]) for k in ("score_threshold", "min_area") if k in module.hparams}
     log.info("backend: torch on %s, %s%s", engine.device, engine.precision, ", channels-last" * channels_last)
+    if note := float32_cpu_note(precision, engine.precision, engine.device, str(path)):
+        log.info(note)
     return engine, stored

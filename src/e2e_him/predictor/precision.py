@@ -69,6 +69,21 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "fp32"
 
 
+def float32_cpu_note(
+    requested: str, resolved: str, device: torch.device, ckpt_path: str = "<checkpoint>"
+) -> str | None:
+    """What to tell a user whose CPU runs the network in float32 because it has no native bfloat16 (and who
+    did not ask for float32): onnxruntime's float32 is the faster engine there (docs/benchmarks.md, "On a
+    CPU without native bfloat16"); None otherwise."""
+    if device.type != "cpu" or requested == "fp32" or resolved != "fp32":
+        return None
+    return ("this CPU has no native bfloat16, so the network runs in float32; onnxruntime's float32 ran "
+            "1.1-1.3x faster than PyTorch's on 2 AVX2 cores, both layouts, every query kept "
+            f"(docs/benchmarks.md): python -m e2e_him.export ckpt_path={ckpt_path} format=onnx (the "
+            "exporter to pick: docs/inference.md, Export), then predict with the .onnx file (it decodes "
+            "every query and refines the whole image)")  # fmt: skip
+
+
 def alpha_only_parts(net: nn.Module) -> list[nn.Module]:
     """The network's sub-modules whose outputs reach alpha_pred only (`net.alpha_only_parts()`), refused for a
     network that does not name them."""
