@@ -52,8 +52,10 @@ def test_a_cpu_without_bf16_is_pointed_to_onnxruntime(monkeypatch):
     _cpu(monkeypatch, "x86_64", {"avx2", "fma"})
     for requested in ("auto", "bf16", "mixed"):  # all fall back to float32 here
         note = float32_cpu_note(requested, resolve_precision(requested, cpu), cpu, "runs/best.ckpt")
-        assert note is not None and "no native bfloat16" in note
+        assert note is not None and "bfloat16 is not native" in note
         assert "python -m e2e_him.export ckpt_path=runs/best.ckpt format=onnx" in note
+    quoted = float32_cpu_note("auto", "fp32", cpu, "my runs/best.ckpt")  # a path the shell would split
+    assert "ckpt_path='my runs/best.ckpt' format=onnx" in quoted
     assert float32_cpu_note("fp32", resolve_precision("fp32", cpu), cpu) is None  # asked for float32
     _cpu(monkeypatch, "x86_64", {"avx2", "avx512_bf16"})
     assert resolve_precision("auto", cpu) == "bf16" and float32_cpu_note("auto", "bf16", cpu) is None

@@ -20,11 +20,22 @@ def test_select_takes_the_top_k_of_the_batch():
     assert torch.equal(back[0, [0, 2]], x[0, [0, 2]]) and torch.equal(back[0, 1], torch.zeros(4))
 
 
-def test_scatter_of_every_query_is_the_inverse_permutation():
-    x = torch.randn(2, 5, 3, 4)
-    select = torch.stack([torch.randperm(5) for _ in range(2)])  # K = N: the output is left unfilled
-    back = scatter_queries(gather_queries(x, select), select, 5)
-    assert torch.equal(back, x)
+def test_scatter_leaves_no_uninitialised_slot(monkeypatch):
+    # deterministic mode fills new uninitialised tensors with NaN: a slot left unwritten would show
+    monkeypatch.setattr(torch.utils.deterministic, "fill_uninitialized_memory", True)
+    torch.use_deterministic_algorithms(True)
+    try:
+        x = torch.randn(2, 5, 3, 4)
+        select = torch.stack([torch.randperm(5) for _ in range(2)])  # K = N: the output is left unfilled
+        assert torch.equal(scatter_queries(gather_queries(x, select), select, 5), x)
+        some = torch.tensor([[3, 1], [0, 4]])  # K < N: zeros elsewhere
+        back = scatter_queries(gather_queries(x, some), some, 5)
+        assert torch.equal(back[0, [3, 1]], x[0, [3, 1]]) and not back[0, [0, 2, 4]].any()
+        repeated = torch.tensor([[0, 0, 1, 2, 3], [4, 3, 2, 1, 0]])  # K = N, query 4 of row 0 not selected
+        back = scatter_queries(gather_queries(x, repeated), repeated, 5)
+        assert not back[0, 4].any() and torch.equal(back[1], x[1])
+    finally:
+        torch.use_deterministic_algorithms(False)
 
 
 @torch.no_grad()

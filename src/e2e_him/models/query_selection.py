@@ -29,10 +29,14 @@ def gather_queries(x: torch.Tensor, select: torch.Tensor) -> torch.Tensor:
 def scatter_queries(x: torch.Tensor, select: torch.Tensor, num_queries: int) -> torch.Tensor:
     """x (B, K, ...) at the selected queries -> (B, N, ...), zeros for the queries not selected.
 
-    In place into a new tensor (`scatter` would copy it first), left unfilled when every query is selected
-    (K = N: the distinct indices of `select_queries` then write every slot): for 20 full-resolution mattes
-    each copy and fill is a pass over 33 MB."""
+    `select` (B, K): distinct indices per row, as `select_queries` gives. The result is scattered in place
+    into a new tensor (`scatter` would copy it first), left unfilled when the rows of `select` hold every
+    query (each slot is then written): for 20 full-resolution mattes each fill and copy is a pass over 33 MB.
+    """
     shape = (x.shape[0], num_queries, *x.shape[2:])
-    out = x.new_empty(shape) if select.shape[1] == num_queries else x.new_zeros(shape)
+    every = select.shape[1] == num_queries and torch.equal(
+        select.sort(dim=1).values, torch.arange(num_queries, device=select.device).expand_as(select)
+    )
+    out = x.new_empty(shape) if every else x.new_zeros(shape)
     index = select.view(*select.shape, *([1] * (x.dim() - 2))).expand_as(x)
     return out.scatter_(1, index, x)

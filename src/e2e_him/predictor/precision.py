@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import platform
+import shlex
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -72,16 +73,17 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 def float32_cpu_note(
     requested: str, resolved: str, device: torch.device, ckpt_path: str = "<checkpoint>"
 ) -> str | None:
-    """What to tell a user whose CPU runs the network in float32 because it has no native bfloat16 (and who
-    did not ask for float32): onnxruntime's float32 is the faster engine there (docs/benchmarks.md, "On a
-    CPU without native bfloat16"); None otherwise."""
+    """What to tell a user whose CPU runs the network in float32 because `native_bf16` is False there (and
+    who did not ask for float32): onnxruntime's float32 is the faster engine on such CPUs (docs/benchmarks.md,
+    "On a CPU without native bfloat16"); None otherwise."""
     if device.type != "cpu" or requested == "fp32" or resolved != "fp32":
         return None
-    return ("this CPU has no native bfloat16, so the network runs in float32; onnxruntime's float32 ran "
-            "1.1-1.3x faster than PyTorch's on 2 AVX2 cores, both layouts, every query kept "
-            f"(docs/benchmarks.md): python -m e2e_him.export ckpt_path={ckpt_path} format=onnx (the "
-            "exporter to pick: docs/inference.md, Export), then predict with the .onnx file (it decodes "
-            "every query and refines the whole image)")  # fmt: skip
+    return ("bfloat16 is not native on this CPU (or not detected), so the network runs in float32; "
+            "onnxruntime's float32 ran 1.1-1.3x faster than PyTorch's on 2 AVX2 cores, both layouts, every "
+            "query kept (docs/benchmarks.md): python -m e2e_him.export "
+            f"ckpt_path={shlex.quote(ckpt_path)} format=onnx (the exporter to pick: docs/inference.md, "
+            "section export), then predict with the .onnx file (it decodes every query and refines the "
+            "whole image)")  # fmt: skip
 
 
 def alpha_only_parts(net: nn.Module) -> list[nn.Module]:
