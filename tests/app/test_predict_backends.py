@@ -10,6 +10,7 @@ import torch
 
 from e2e_him.predictor import precision
 from e2e_him.predictor.backends import TorchBackend
+from e2e_him.predictor.mattes import build_backend
 from e2e_him.predictor.precision import float32_cpu_note, resolve_precision
 
 
@@ -60,6 +61,21 @@ def test_a_cpu_without_bf16_is_pointed_to_onnxruntime(monkeypatch):
     _cpu(monkeypatch, "x86_64", {"avx2", "avx512_bf16"})
     assert resolve_precision("auto", cpu) == "bf16" and float32_cpu_note("auto", "bf16", cpu) is None
     assert float32_cpu_note("auto", "fp32", torch.device("cuda")) is None  # not a CPU
+
+
+@pytest.mark.parametrize("flags", [{"avx2", "fma"}, {"avx2", "avx512_bf16"}])
+def test_predict_backend_tells_a_cpu_without_bf16_about_onnxruntime(monkeypatch, caplog, flags):
+    from e2e_him.utils import checkpoint
+
+    class Module:  # what load_module returns: the network and the stored hyperparameters
+        net, hparams = Tiny(), {}
+
+    monkeypatch.setattr(checkpoint, "load_module", lambda path, map_location=None: Module)
+    _cpu(monkeypatch, "x86_64", flags)
+    with caplog.at_level(logging.INFO, logger="e2e_him.predictor.mattes"):
+        backend, _ = build_backend("runs/best.ckpt", device="cpu")
+    told = "python -m e2e_him.export ckpt_path=runs/best.ckpt format=onnx" in caplog.text
+    assert told == (backend.precision == "fp32") == ("avx512_bf16" not in flags)
 
 
 def test_backend_returns_float32_contract_outputs_in_any_precision(monkeypatch):

@@ -112,19 +112,3 @@ def test_bf16_in_nests_and_restores_the_forwards():
             assert conv(torch.randn(1, 3, 4, 4)).dtype == torch.float32  # cast back to float32
         assert "forward" in conv.__dict__  # the outer wrapper is still in place
     assert "forward" not in conv.__dict__
-
-
-@pytest.mark.parametrize("flags", [{"avx2", "fma"}, {"avx2", "avx512_bf16"}])
-def test_predict_backend_tells_a_cpu_without_bf16_about_onnxruntime(monkeypatch, caplog, flags):
-    from e2e_him.utils import checkpoint
-
-    class Module:  # what load_module returns: the network and the stored hyperparameters
-        net, hparams = build_small_net(), {}
-
-    monkeypatch.setattr(checkpoint, "load_module", lambda path, map_location=None: Module)
-    monkeypatch.setattr(precision.platform, "machine", lambda: "x86_64")
-    monkeypatch.setattr(precision, "_cpu_flags", lambda: flags)
-    with caplog.at_level(logging.INFO, logger="e2e_him.predictor.mattes"):
-        backend, _ = build_backend("runs/best.ckpt", device="cpu")
-    told = "python -m e2e_him.export ckpt_path=runs/best.ckpt format=onnx" in caplog.text
-    assert told == (backend.precision == "fp32") == ("avx512_bf16" not in flags)
