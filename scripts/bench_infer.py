@@ -5,6 +5,7 @@ interleaved in one run, and check how far the mattes move from float32.
     python scripts/bench_infer.py experiment=backbone_swin_tiny --authors-repo ~/E2E-HIM --rounds 5
     python scripts/bench_infer.py --ckpt path/to/model.ckpt --variants fp32,bf16,onnx --parts
     python scripts/bench_infer.py experiment=backbone_swin_tiny --variants fp32-cl,bf16 --batch 4
+    python scripts/bench_infer.py experiment=backbone_swin_tiny --variants fp32-cl --decode 4  # 4 people
     python scripts/bench_infer.py experiment=quickstart --folder ../shared/data/demo   # images/s of predict
 
 Arguments with "=" are Hydra overrides of conf/train.yaml (the model config; any layout with the output
@@ -15,7 +16,8 @@ bf16-compile (bf16 under torch.compile), onnx (onnxruntime, exported with the to
 temporary file: fast, and right for Swin at batch 1 and 640 px). A PyTorch variant with "+band" (bf16+band)
 runs with band-only refinement (the released layout), tile `--band-tile` (predict's default 16); the others
 refine the whole image. `--keep-scores-above T` runs our variants as predict does (only queries with
-p(human) > T decoded; not the ONNX graph) and measures the differences on the queries that float32 keeps.
+p(human) > T decoded; not the ONNX graph) and measures the differences on the queries that float32 keeps;
+`--decode K` picks T so that exactly the K likeliest queries are decoded (random weights find no people).
 `--authors-repo PATH` adds the authors' released network (a checkout of aipixel/E2E-HIM: its
 `matmodel.E2EHIMST` is imported from there at run time; it needs `einops`, and runs only at 640 x 640,
 batch 1) with random weights. Every round times each variant once, in turn, the order rotated by one each
@@ -77,6 +79,21 @@ def authors_network(repo: str) -> torch.nn.Module:
 
     torch.manual_seed(0)
     return matmodel.E2EHIMST().eval()
+
+
+def threshold_for(logits: torch.Tensor, k: int) -> float:
+    """A p(human) threshold that exactly the K likeliest queries of logits (B, N, 2) pass in every image (the
+    midpoint between the K-th and K+1-th score; the batch repeats one image), refused when ties prevent it."""
+    scores = logits.float().softmax(dim=-1)[..., 1].sort(dim=1, descending=True).values  # (B, N)
+    n = scores.shape[1]
+    if not 1 <= k <= n:
+        raise SystemExit(f"--decode takes 1 to {n} queries, got {k}")
+    if k == n:
+        return -1.0
+    low, high = float(scores[:, k].max()), float(scores[:, k - 1].min())
+    if not low < high:
+        raise SystemExit(f"--decode {k}: the {k}-th and {k + 1}-th queries' scores tie")
+    return (low + high) / 2
 
 
 def variant(name: str, net: torch.nn.Module, tmp: Path, band_tile: int = 16):
@@ -161,6 +178,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--band-tile", type=int, default=16, help="the tile of the +band variants")
     parser.add_argument("--keep-scores-above", type=float, default=None,
                         help="decode only queries above this p(human), as predict does")  # fmt: skip
+    parser.add_argument("--decode", type=int, default=None, metavar="K",
+                        help="decode exactly the K likeliest queries, as for a trained network that "
+                             "finds K people (sets --keep-scores-above between the K-th and K+1-th "
+                             "scores)")  # fmt: skip
     args, overrides = parser.parse_known_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -173,6 +194,8 @@ def main(argv: list[str] | None = None) -> None:
         with torch.inference_mode():
             reference = {k: v.float() for k, v in net(image).items() if k in OUTPUT_KEYS}
         kept = torch.ones(reference["pred_logits"].shape[:2], dtype=torch.bool)  # (B, N): compared queries
+        if args.decode is not None:
+            args.keep_scores_above = threshold_for(reference["pred_logits"], args.decode)
         if args.keep_scores_above is not None:
             kept = reference["pred_logits"].softmax(-1)[..., 1] > args.keep_scores_above
             print(f"{int(kept.sum())} of {kept.numel()} queries above {args.keep_scores_above}")

@@ -35,6 +35,22 @@ def test_bench_infer_prints_a_row_per_variant_on_the_kept_queries(capsys, monkey
     assert "per part" in out and "backbone" in out
 
 
+def test_bench_infer_decodes_exactly_the_likeliest_queries(capsys, monkeypatch):
+    bench = load("bench_infer", monkeypatch)
+    bench.main(["experiment=quickstart", "--size", "64", "--rounds", "1", "--variants", "fp32",
+                "--decode", "3"])  # fmt: skip
+    assert "3 of 10 queries above" in capsys.readouterr().out
+    logits = torch.tensor([[[0.0, 2.0], [0.0, -1.0], [0.0, 1.0], [0.0, 1.0]]]).repeat(2, 1, 1)  # (2, 4, 2)
+    scores = logits.softmax(-1)[..., 1]
+    for k in (1, 3):
+        assert int((scores > bench.threshold_for(logits, k)).sum()) == 2 * k
+    assert bench.threshold_for(logits, 4) < 0
+    with pytest.raises(SystemExit, match="tie"):
+        bench.threshold_for(logits, 2)
+    with pytest.raises(SystemExit, match="1 to 4"):
+        bench.threshold_for(logits, 0)
+
+
 def test_bench_infer_variant_names(monkeypatch, tmp_path):
     bench = load("bench_infer", monkeypatch)
 
