@@ -3,9 +3,12 @@
     python scripts/bench_step.py                          # the quickstart model on its data, CPU
     python scripts/bench_step.py experiment=paper_r50 debug=smoke --steps 5
     python scripts/bench_step.py --device cuda --profile   # plus the torch profiler's top operators
+    python scripts/bench_step.py --precision bf16-mixed    # forward and loss under bf16 autocast
+    python scripts/bench_step.py experiment=release_synthetic   # its trainer.precision: bf16-mixed
 
 Arguments with "=" are Hydra overrides of conf/train.yaml. Prints the median seconds of each part over
-`--steps` steps after 2 warm-up steps (docs/benchmarks.md).
+`--steps` steps after 2 warm-up steps (docs/benchmarks.md), in float32 or under bf16 autocast as Lightning's
+`trainer.precision` 32-true / bf16-mixed runs them (`--precision`, by default the experiment's).
 """
 
 from __future__ import annotations
@@ -13,11 +16,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from functools import partial
 
 import torch
 
 from e2e_him.utils.config import compose_config
 from e2e_him.utils.instantiate import build
+
+PRECISIONS = ("32-true", "bf16-mixed")  # as Lightning's trainer.precision
+WARMUP = 2  # untimed steps first
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,8 +34,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--profile", action="store_true", help="also print the profiler's top 15 operators")
+    parser.add_argument(
+        "--precision",
+        default=None,
+        choices=PRECISIONS,
+        help="bf16-mixed: forward and loss under bf16 autocast; default: trainer.precision",
+    )
     args, overrides = parser.parse_known_args(argv)
     cfg = compose_config("train", overrides)
+    precision = args.precision or str(cfg.trainer.precision)
+    if precision not in PRECISIONS:
+        raise SystemExit(f"trainer.precision {precision} is not timed here: pass --precision {PRECISIONS}")
     torch.manual_seed(0)
     module = build(cfg.model, "model").to(args.device)
     datamodule = build(cfg.data, "data")
@@ -36,15 +52,19 @@ def main(argv: list[str] | None = None) -> None:
     batches = iter(datamodule.train_dataloader())
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4)
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+    device_type = torch.device(args.device).type
+    autocast = partial(torch.autocast, device_type, torch.bfloat16, enabled=precision == "bf16-mixed")
 
     def step(batch):
         times = {}
         t = time.perf_counter()
-        outputs = module(batch["image"])
+        with autocast():
+            outputs = module(batch["image"])
         sync()
         times["forward"] = time.perf_counter() - t
         t = time.perf_counter()
-        losses = module.criterion(outputs, batch)
+        with autocast():
+            losses = module.criterion(outputs, batch)
         sync()
         times["loss"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -59,17 +79,18 @@ def main(argv: list[str] | None = None) -> None:
         return times
 
     rows = []
-    for i in range(args.steps + 2):
+    for i in range(args.steps + WARMUP):
         t = time.perf_counter()
         batch = next(batches)
         batch = {k: v.to(args.device) if torch.is_tensor(v) else v for k, v in batch.items()}
         data = time.perf_counter() - t
         times = {"data": data, **step(batch)}
-        if i >= 2:
+        if i >= WARMUP:
             rows.append(times)
     median = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
     median["step"] = sum(median.values())
-    print(f"{cfg.experiment_name}, batch {cfg.data.batch_size}, device {args.device}, {args.steps} steps:")
+    print(f"{cfg.experiment_name}, batch {cfg.data.batch_size}, device {args.device}, {precision}, "
+          f"{args.steps} steps:")  # fmt: skip
     print("  ".join(f"{k} {v:.3f}s" for k, v in median.items()))
     if args.profile:
         from torch.profiler import ProfilerActivity, profile

@@ -29,6 +29,7 @@ VAL_PANELS = (
     ("EMAD at IoU 0.5", ("val/EMAD_0.5",)),
     ("matched-query IoU", ("val/iou_mask", "val/iou_trimap", "val/iou_matte")),
 )
+LINE_STYLES = ("-", "--", ":")
 
 
 def read_log(run: Path) -> dict[str, list[tuple[int, float]]]:
@@ -58,6 +59,12 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
     return (cumulative[end] - cumulative[start]) / (end - start)
 
 
+def line_style(run: int, key: int, runs: int) -> dict[str, str]:
+    """Matplotlib's next colour per metric for one run; for several, one colour per run and one line style
+    per metric of a panel, so that a run keeps its colour in every panel."""
+    return {"color": f"C{run}", "linestyle": LINE_STYLES[key % len(LINE_STYLES)]} if runs > 1 else {}
+
+
 def plot(runs: list[Path], labels: list[str], out: Path, window: int) -> Path:
     logs = [read_log(r) for r in runs]
     terms = [t for t in LOSS_TERMS if any(f"train/{t}_step" in log for log in logs)]
@@ -66,8 +73,8 @@ def plot(runs: list[Path], labels: list[str], out: Path, window: int) -> Path:
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     panels = [(t, (f"train/{t}_step",)) for t in terms] + list(VAL_PANELS)
     for ax, (title, keys) in zip(axes.flat, panels):
-        for log, label in zip(logs, labels):
-            for key in keys:
+        for i, (log, label) in enumerate(zip(logs, labels)):
+            for j, key in enumerate(keys):
                 if key not in log:
                     continue
                 steps, values = (np.array(v) for v in zip(*log[key]))
@@ -75,7 +82,8 @@ def plot(runs: list[Path], labels: list[str], out: Path, window: int) -> Path:
                     values = smooth(values, window)
                 name = key.split("/")[-1].replace("_step", "")
                 ax.plot(steps, values, marker="" if key.startswith("train/") else "o", ms=3,
-                        label=f"{label} {name}" if len(keys) > 1 or len(logs) > 1 else None)  # fmt: skip
+                        label=f"{label} {name}" if len(keys) > 1 or len(logs) > 1 else None,
+                        **line_style(i, j, len(logs)))  # fmt: skip
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

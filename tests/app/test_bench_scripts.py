@@ -105,3 +105,38 @@ def test_bench_band_random_bands_touch_the_asked_share_of_tiles(shared_data, mon
         ("random 25%", 0.25),
         ("random 75%", 0.75),
     ]
+
+
+@pytest.mark.parametrize(
+    "args,precision",
+    [
+        (["--precision", "32-true"], "32-true"),
+        (["--precision", "bf16-mixed"], "bf16-mixed"),
+        (["trainer.precision=bf16-mixed"], "bf16-mixed"),  # by default the experiment's trainer.precision
+    ],
+)
+def test_bench_step_runs_forward_and_loss_under_the_asked_precision(args, precision, capsys, monkeypatch):
+    from e2e_him.losses import SetCriterion
+    from e2e_him.models.module import E2EHIMModule
+
+    bench = load("bench_step", monkeypatch)
+    seen = {"forward": [], "loss": []}
+
+    def recording(cls, method, part):
+        original = getattr(cls, method)
+
+        def record(self, *a, **k):
+            seen[part].append(
+                torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+            )
+            return original(self, *a, **k)
+
+        monkeypatch.setattr(cls, method, record)
+
+    recording(E2EHIMModule, "forward", "forward")
+    recording(SetCriterion, "forward", "loss")
+    bench.main(["experiment=quickstart", "data.batch_size=2", "--steps", "1", *args])
+    expected = [precision == "bf16-mixed"] * (1 + bench.WARMUP)
+    assert seen == {"forward": expected, "loss": expected}
+    out = capsys.readouterr().out
+    assert f"{precision}, 1 steps:" in out and "backward" in out

@@ -122,6 +122,16 @@ def test_table_vii_variants(experiment: str, expected: tuple, tmp_path: Path):
     assert net.backbone.name == "resnet50"
 
 
+def test_the_released_layout_passes_the_clamp_gradient_only_when_trained_from_random_weights(tmp_path: Path):
+    """Off as in the release for fine-tuning its weights (experiment=release_swint), on for the run from
+    random weights (docs/training.md, section 9)."""
+    release = compose_config("train", ["experiment=release_swint"], output_dir=tmp_path)
+    synthetic = compose_config("train", ["experiment=release_synthetic"], output_dir=tmp_path)
+    assert release.model.net.straight_through_clamp is False
+    assert synthetic.model.net.straight_through_clamp is True
+    assert synthetic.trainer.precision == "bf16-mixed" and synthetic.data.train.image_size == [128, 128]
+
+
 def test_p3m_monitors_a_matting_error(tmp_path: Path):
     cfg = compose_config("train", ["experiment=p3m"], output_dir=tmp_path)
     assert list(cfg.model.metrics) == ["human"]

@@ -57,6 +57,14 @@ def test_plot_overlays_runs_into_one_picture(tmp_path: Path):
         plot_training.read_log(tmp_path / "missing")
 
 
+def test_overlaid_runs_keep_one_colour_each_in_every_panel():
+    style = load_script("plot_training").line_style
+    assert style(0, 0, 1) == {} and style(0, 1, 1) == {}  # one run: a colour per metric, matplotlib's
+    first, second = style(0, 0, 2), style(0, 1, 2)
+    assert first["color"] == second["color"] and first["linestyle"] != second["linestyle"]
+    assert style(1, 0, 2)["color"] != first["color"] and style(1, 0, 2)["linestyle"] == first["linestyle"]
+
+
 def test_segmentation_ceiling_reports_a_union_iou(capsys):
     ceiling = load_script("segmentation_ceiling")
     ceiling.main(["--size", "64", "--steps", "2", "--every", "1", "--batch-size", "2", "--val-samples", "2"])

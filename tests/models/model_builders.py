@@ -1,4 +1,5 @@
-"""Builders shared by the model tests: backbones from their Hydra files, a narrow E2EHIM for shapes."""
+"""Builders shared by the model tests: backbones from their Hydra files, a narrow E2EHIM for shapes, a narrow
+released layout."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from e2e_him.models.e2e_him import E2EHIM
+from e2e_him.models.release import ReleaseE2EHIM
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BACKBONE_CONF = REPO_ROOT / "conf" / "model" / "backbone"
@@ -34,6 +36,18 @@ SMALL_NET = dict(
     alpha_channels=8,
 )
 
+# The released layout as narrow: its GroupNorms of 32 groups need guidance and trimap widths of 32 or more.
+SHARED_WITH_RELEASE = ("num_queries", "dec_layers", "nheads", "dim_feedforward", "stem_widths",
+                       "class_hidden_dim", "kernel_hidden_dim", "alpha_channels")  # fmt: skip
+SMALL_RELEASE_NET = dict(
+    {k: SMALL_NET[k] for k in SHARED_WITH_RELEASE},
+    hidden_dim=64,
+    dropout=0.0,
+    stem_norm_groups=(4, 4, 8, 8),
+    guidance_dim=32,
+    trimap_channels=32,
+)
+
 
 def build_backbone(name: str, **overrides) -> torch.nn.Module:
     """The backbone of conf/model/backbone/<name>.yaml, instantiated as Hydra would, with overrides."""
@@ -47,3 +61,10 @@ def build_small_net(backbone: str = "resnet18", seed: int = 0, **overrides) -> E
     kwargs = {**SMALL_NET, **overrides}
     stem_out = kwargs["stem_widths"][-1]
     return E2EHIM(build_backbone(backbone, in_channels=stem_out), **kwargs)
+
+
+def build_small_release_net(seed: int = 0, **overrides) -> ReleaseE2EHIM:
+    """A narrow ReleaseE2EHIM on a real (full-width, random) ResNet-18."""
+    torch.manual_seed(seed)
+    kwargs = {**SMALL_RELEASE_NET, **overrides}
+    return ReleaseE2EHIM(build_backbone("resnet18", in_channels=kwargs["stem_widths"][-1]), **kwargs)

@@ -35,7 +35,9 @@ class ReleaseE2EHIM(nn.Module):
     without positions by a 6-layer DETR decoder with N learned queries -> latent codes X, class logits; X with
     its class probabilities drives two shared kernel MLPs (affinity kernels of every guidance head and the
     segmentation kernel; trimap and alpha kernels). The trimap logits are at H/8; `alpha_pred` is the raw
-    alpha clamped to [0, 1] (the paper: a sigmoid), `alpha_raw` the value before the clamp.
+    alpha clamped to [0, 1] (the paper: a sigmoid), `alpha_raw` the value before the clamp. In training the
+    clamp can pass its gradient straight through (`straight_through_clamp`, ours): the release's exact clamp
+    has none outside [0, 1], so a raw alpha pushed below 0 everywhere never comes back.
 
     Defaults are the release's (C = 256, N = 20, S = 2, C_g = 128, C_tri = 256, C_alpha = 64).
     """
@@ -61,6 +63,7 @@ class ReleaseE2EHIM(nn.Module):
         trimap_channels: int = 256,
         alpha_channels: int = 64,
         release_rounding: bool = False,
+        straight_through_clamp: bool = False,
     ) -> None:
         """Args:
         backbone: a built backbone (models/backbones contract) reading the stem's H/4 map; the release: Swin-T
@@ -84,6 +87,9 @@ class ReleaseE2EHIM(nn.Module):
             release's float32 order, bit for bit (explicit attention products, `ReleaseGuidance`,
             `per_image_conv1x1`; for comparisons with the authors' network: slower, and the torchscript ONNX
             exporter cannot take it); off: the same function with PyTorch's fused attention and einsums.
+        straight_through_clamp: in training, alpha_pred's gradient reaches alpha_raw also where the clamp
+            cuts it (ours; the forward values are the clamp's, bit for bit; inference is unchanged); off: the
+            release's clamp, whose zero gradient outside [0, 1] lets the alpha output die from random weights.
         """
         super().__init__()
         validate_backbone(backbone)
@@ -120,6 +126,7 @@ class ReleaseE2EHIM(nn.Module):
         self.feature_decoder = ReleaseFeatureDecoder((b8, b16, b32), hidden_dim=c)
         self.guidance = ReleaseGuidance(s, c, code_dim, guidance_dim, release_rounding)
         self.dynamic_conv = per_image_conv1x1 if release_rounding else dynamic_conv1x1
+        self.straight_through_clamp = straight_through_clamp
         self.fusion = ReleaseFusion(s * guidance_dim + c + n, (b8, b16, b32))
         self.trimap_features = trimap_features(out_channels=trimap_channels)
         self.refiner = ReleaseRefiner(low_level_channels=(b4, stem_widths[3], stem_widths[2]),
@@ -192,6 +199,9 @@ class ReleaseE2EHIM(nn.Module):
         alpha_features = self.refiner(fused, x4, quarter, half, image, band, band_tile)  # (B, C_alpha, H, W)
         alpha_raw = self.dynamic_conv(alpha_features, matting["alpha_kernel"], matting["alpha_bias"])[:, :, 0]
         alpha_pred = alpha_raw.clamp(0.0, 1.0)  # Eq. 7 with the release's clamp
+        if self.straight_through_clamp and self.training:
+            # the clamp's values (+ 0), the identity's gradient
+            alpha_pred = alpha_pred.detach() + (alpha_raw - alpha_raw.detach())
         maps = {
             "trimap_logits": trimap_logits,
             "alpha_pred": alpha_pred,
