@@ -27,9 +27,9 @@ import numpy as np
 from e2e_him.data.io import write_alpha
 from e2e_him.data.readers import InstanceFolder
 from e2e_him.data.synthetic import SyntheticPeople
-from e2e_him.metrics import ScoreOptions, score_images
+from e2e_him.evaluation import ScoreOptions, score_images
+from e2e_him.evaluation.tasks import entry_task
 from e2e_him.metrics.errors import connectivity_error_map, grad_conn_sums, gradient_error_map
-from e2e_him.metrics.tasks import entry_task
 
 ASPECTS = (4 / 3, 3 / 2, 16 / 9, 1.0)
 FULL = "instance + IMQ + MaGGIe (data=him2k)"

@@ -65,7 +65,7 @@ def child(args: argparse.Namespace, overrides: list[str]) -> None:
     from e2e_him.predictor.mattes import Predictor
 
     if args.ckpt:
-        from e2e_him.utils.checkpoint import load_module
+        from e2e_him.models.checkpoint import load_module
 
         net = load_module(args.ckpt).net
     else:

@@ -47,7 +47,7 @@ SHARED_PHOTO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / 
 
 def build_net(overrides: list[str], ckpt: str | None) -> torch.nn.Module:
     if ckpt:
-        from e2e_him.utils.checkpoint import load_module
+        from e2e_him.models.checkpoint import load_module
 
         return load_module(ckpt).net.eval()
     from e2e_him.utils.config import compose_config

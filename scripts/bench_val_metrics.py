@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import torch
 
-from e2e_him.models.module import build_metrics, validation_kinds
+from e2e_him.metrics import build_metrics, validation_kinds
 
 HIM100K_VAL_PEOPLE = 8624
 

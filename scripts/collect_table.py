@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from e2e_him.tables import build_table, collect_runs, detect_table, write_table
+from e2e_him.evaluation.tables import build_table, collect_runs, detect_table, write_table
 
 TITLES = {
     "7": "Table VII: guidance heads, queries, feature fusion and refiner (ours | paper, HIM-100K, ResNet-50)",

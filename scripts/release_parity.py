@@ -41,14 +41,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from e2e_him.convert_release import (
+from e2e_him.convert_release import convert
+from e2e_him.models.checkpoint import load_module
+from e2e_him.models.release.convert import (
     build_release_module,
-    convert,
     load_release_state_dict,
     release_run_config,
     release_to_ours,
 )
-from e2e_him.utils.checkpoint import load_module
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 STD = np.array([0.229, 0.224, 0.225], np.float32)

@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
-from e2e_him.optim import build_adamw, build_param_groups, cosine_factor, cosine_schedule
+from e2e_him.models.optim import build_adamw, build_param_groups, cosine_factor, cosine_schedule
 
 
 class Toy(nn.Module):
@@ -92,8 +92,13 @@ def test_adamw_defaults_and_lr_mult():
 
 def test_lightning_style_factories_from_hydra():
     """`E2EHIMModule.configure_optimizers`'s calls on the configs proposed for conf/model/e2e_him.yaml."""
-    opt_cfg = {"_target_": "e2e_him.optim.build_adamw", "_partial_": True, "lr": 8e-5, "betas": [0.9, 0.999]}
-    sched_cfg = {"_target_": "e2e_him.optim.cosine_schedule", "_partial_": True, "warmup_steps": 0}
+    opt_cfg = {
+        "_target_": "e2e_him.models.optim.build_adamw",
+        "_partial_": True,
+        "lr": 8e-5,
+        "betas": [0.9, 0.999],
+    }
+    sched_cfg = {"_target_": "e2e_him.models.optim.cosine_schedule", "_partial_": True, "warmup_steps": 0}
     opt_factory = instantiate(OmegaConf.create(opt_cfg))
     sched_factory = instantiate(OmegaConf.create({**sched_cfg, "min_lr_ratio": 0.0}))
     opt = opt_factory(params=build_param_groups(Toy(), weight_decay=5e-4, backbone_lr_mult=1.0))

@@ -11,32 +11,21 @@ skipped_files.tsv and worst_images.jpg in the run dir, and log the metrics (docs
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import hydra
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
 from e2e_him import CONF_DIR
 from e2e_him.data.mask_sets import MaskSetFolder
 from e2e_him.data.video_folder import VideoInstanceFolder
-from e2e_him.metrics import ImageTask, Scored, ScoreOptions, score_image, score_images, write_report
-from e2e_him.metrics.offline import score_mask_sets, score_videos
-from e2e_him.metrics.runner import Accumulator
-from e2e_him.metrics.tasks import (
-    entry_task,
-    image_view,
-    mask_set_tasks,
-    row_title,
-    video_frame_view,
-    video_tasks,
-)
-from e2e_him.metrics.worst import rank_worst, save_worst_images
-from e2e_him.utils.checkpoint import load_module
+from e2e_him.evaluation.report import write_report
+from e2e_him.evaluation.scoring import ScoreOptions
+from e2e_him.evaluation.sources import score_folder, score_model, split_dataset
+from e2e_him.models.checkpoint import load_module
 from e2e_him.utils.instantiate import ConfigError, build, build_loggers
+from e2e_him.visual.worst import save_worst_images
 
 log = logging.getLogger(__name__)
 
@@ -66,21 +55,6 @@ def metric_kinds(cfg: DictConfig, data: DictConfig) -> list[str]:
     return list(data.get("eval_metrics") or ["instance", "imq"])
 
 
-def split_dataset(datamodule, split: str):
-    """The data set of `split` ("val" or "test") after `setup`."""
-    if split not in ("val", "test"):
-        raise ConfigError(f"split={split}: choose val or test")
-    datamodule.setup("validate" if split == "val" else "test")
-    return datamodule.val_dataset if split == "val" else datamodule.test_dataset
-
-
-def ground_truth(dataset) -> Iterator[tuple[str, np.ndarray]]:
-    """(image name, (K, H, W) float mattes at the original size) for every image of an eval data set."""
-    for index in range(len(dataset)):
-        meta = dataset[index]["meta"]
-        yield meta["name"], meta["orig_alphas"].numpy().astype(np.float32) / 255.0
-
-
 def score_options(cfg: DictConfig, kinds: list[str], mask_sets: bool, video: bool = False) -> ScoreOptions:
     """The scoring options of the config (`pairing: auto` pairs by name for mask sets, by IoU otherwise).
 
@@ -99,87 +73,6 @@ def score_options(cfg: DictConfig, kinds: list[str], mask_sets: bool, video: boo
         video_protocol=cfg.get("maggie_video_protocol", "clip3"),
         messddt=bool(cfg.get("messddt", True)),
     )
-
-
-def score_folder(cfg: DictConfig, data, pred_dir: Path, kinds: list[str]) -> tuple[Scored, dict, list]:
-    """Score `pred_dir` against the data source; returns the scores, report arguments and picture views."""
-    workers, progress = cfg.get("workers", "auto"), bool(cfg.get("progress", True))
-    resize = cfg.get("resize", "bilinear")
-    if isinstance(data, VideoInstanceFolder):
-        options = score_options(cfg, kinds, mask_sets=False, video=True)
-        tasks, problems = video_tasks(data, pred_dir)
-        scored = score_videos(tasks, options, workers, progress)
-        by_name = {t.name: t for t in tasks}
-
-        def view(row):
-            return video_frame_view(by_name[row["video"]], row["frame"], row_title(row), resize)
-
-        groups = [s for s in data.splits if s] if len(data.splits) > 1 else []
-        extra = {
-            "groups": groups,
-            "notes": [f"MaGGIe's video protocol: {options.video_protocol}; pairing: {options.pairing}."],
-        }
-    elif isinstance(data, MaskSetFolder):
-        options = score_options(cfg, kinds, mask_sets=bool(data.mask_sets))
-        per_set, problems = mask_set_tasks(data, pred_dir)
-        if not per_set:
-            raise ConfigError(f"pred_dir={pred_dir}: no prediction folder for any mask set of {data.root}")
-        scored = score_mask_sets(per_set, options, workers, progress)
-        by_name = {(s, t.name): t for s, ts in per_set.items() for t in ts}
-
-        def view(row):
-            return image_view(by_name[(row["mask_set"], row["name"])], row_title(row), resize)
-
-        extra = {"mask_sets": list(per_set), "notes": [f"Pairing for MaGGIe's errors: {options.pairing}."]}
-    else:
-        options = score_options(cfg, kinds, mask_sets=False)
-        dataset = split_dataset(data, cfg.split)
-        source = dataset.source
-        if hasattr(source, "entries"):
-            tasks = [entry_task(e, pred_dir) for e in source.entries]
-        else:  # a source without files (e.g. synthetic): its ground truth in memory
-            tasks = [
-                ImageTask(n, pred_dir / n, gt=g, size=tuple(g.shape[-2:])) for n, g in ground_truth(dataset)
-            ]
-        problems = []
-        scored = score_images(tasks, options, workers, progress)
-        by_name = {t.name: t for t in tasks}
-
-        def view(row):
-            return image_view(by_name[row["name"]], row_title(row), resize)
-
-        extra = {"notes": [f"Pairing for MaGGIe's errors: {options.pairing}."] if "maggie" in kinds else []}
-    scored.problems = problems + scored.problems
-    n = int(cfg.get("worst_images", 10))
-    views = [view(scored.rows[i]) for i in rank_worst(scored.rows, n)] if n > 0 else []
-    return scored, extra, views
-
-
-@torch.no_grad()
-def evaluate_checkpoint(module, loader, options: ScoreOptions, worst: int = 10) -> tuple[Scored, list]:
-    """Run `module` over `loader` and score its outputs in this process; returns the scores and the views
-    of the `worst` worst images (only their arrays are kept while going)."""
-    acc, rows, problems, kept = Accumulator(options), [], [], {}
-    for batch in tqdm(loader, desc="eval", unit="batch"):
-        outputs = module(batch["image"].to(module.device))
-        preds = module.postprocess(outputs, batch["meta"])
-        for pred, meta in zip(preds, batch["meta"]):
-            gt = meta["orig_alphas"].float().numpy() / 255.0
-            task = ImageTask(
-                meta["name"], pred=pred["alphas"].float().cpu().numpy(), gt=gt, size=gt.shape[-2:]
-            )
-            result = score_image(task, options)
-            acc.add(result)
-            rows.append(result.row)
-            problems += result.problems
-            if worst > 0:
-                kept[len(rows) - 1] = task
-                if len(kept) > 2 * worst:  # keep the current worst only
-                    ranked = rank_worst([rows[i] for i in kept], worst)
-                    kept = {i: kept[i] for i in [list(kept)[j] for j in ranked]}
-    order = [list(kept)[j] for j in rank_worst([rows[i] for i in kept], worst)] if kept else []
-    views = [image_view(kept[i], row_title(rows[i]), "error") for i in order]
-    return Scored(dict(acc.compute()[""]), rows, problems), views
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
@@ -204,12 +97,16 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         log.info("data: the checkpoint's own (%s)", data_cfg.get("_target_"))
     kinds = metric_kinds(cfg, data_cfg)
     data = build(data_cfg, "data")
+    worst = int(cfg.get("worst_images", 10))
 
     if cfg.pred_dir is not None:
         pred_dir = Path(cfg.pred_dir)
         if not pred_dir.is_dir():
             raise ConfigError(f"pred_dir={pred_dir}: not a folder")
-        scored, extra, views = score_folder(cfg, data, pred_dir, kinds)
+        video, mask_sets = isinstance(data, VideoInstanceFolder), bool(getattr(data, "mask_sets", None))
+        options = score_options(cfg, kinds, mask_sets=mask_sets, video=video)
+        workers, progress = cfg.get("workers", "auto"), bool(cfg.get("progress", True))
+        scored, extra, views = score_folder(data, pred_dir, options, cfg.split, workers, progress, worst)
         title = f"{pred_dir} on {getattr(data, 'desc', cfg.split)}"
     else:
         if cfg.score_threshold is not None:
@@ -219,7 +116,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         split_dataset(data, cfg.split)
         loader = data.val_dataloader() if cfg.split == "val" else data.test_dataloader()
         options = score_options(cfg, kinds, mask_sets=False)
-        scored, views = evaluate_checkpoint(module, loader, options, int(cfg.get("worst_images", 10)))
+        scored, views = score_model(module, loader, options, worst)
         extra, title = {}, f"{Path(cfg.ckpt_path).name} on {cfg.split}"
 
     files = write_report(

@@ -24,8 +24,8 @@ from omegaconf import DictConfig
 from torch import nn
 
 from e2e_him import CONF_DIR
+from e2e_him.models.checkpoint import load_module
 from e2e_him.predictor.backends import OUTPUT_KEYS, OnnxBackend
-from e2e_him.utils.checkpoint import load_module
 
 log = logging.getLogger(__name__)
 EXPORTERS = ("dynamo", "torchscript")
@@ -62,7 +62,7 @@ def export_onnx(
             dynamo exporter; batch 2): torch.export fixes any size that is 1 in the example.
         opset: ONNX opset.
         exporter: "dynamo" (torch.export, PyTorch's supported exporter) or "torchscript" (the legacy
-            tracer, deprecated by PyTorch but about 25x faster to export a Swin-T model).
+            tracer, deprecated by PyTorch but much faster to export a Swin-T model; docs/benchmarks.md).
         metadata: key -> JSON-serialisable value, stored in the model's metadata_props.
     """
     import onnx

@@ -15,12 +15,13 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig
 
 from e2e_him import CONF_DIR
-from e2e_him.devices import check_devices, check_launcher
-from e2e_him.metrics.report import write_report
-from e2e_him.utils.checkpoint import config_changes, load_init_weights, stored_config
+from e2e_him.evaluation.report import write_report
+from e2e_him.models.checkpoint import load_init_weights, stored_config
+from e2e_him.utils.config import config_changes
+from e2e_him.utils.devices import check_devices, check_launcher
 from e2e_him.utils.fidelity import warn_paper_departures
 from e2e_him.utils.instantiate import ConfigError, build, build_dict, build_loggers, plain_config
-from e2e_him.utils.pictures import save_val_predictions
+from e2e_him.visual.predictions import save_val_predictions
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from e2e_him.models.checkpoint import stored_config
 from e2e_him.models.module import E2EHIMModule
 from e2e_him.train import warn_config_changes
-from e2e_him.utils.checkpoint import config_changes, stored_config
+from e2e_him.utils.config import config_changes
 
 STORED = {
     "model": {"optimizer": {"lr": 1e-3, "betas": [0.9, 0.999]}, "net": {"num_queries": 10}},
@@ -83,14 +84,15 @@ def test_old_checkpoints_with_omegaconf_objects_are_refused_then_rewritten(tmp_p
     """weights_only=True refuses pickled objects; `rewrite_plain` turns an earlier file into plain types."""
     from omegaconf import OmegaConf
 
-    from e2e_him.utils.checkpoint import load_checkpoint, rewrite_plain
+    from e2e_him.models.checkpoint import read_plain, rewrite_plain
 
     path = tmp_path / "old.ckpt"
     hparams = {"metrics": OmegaConf.create(["instance"]), "iou_thresholds": OmegaConf.create([0.5, 0.75])}
     torch.save({"state_dict": {"net.w": torch.ones(2)}, "hyper_parameters": hparams}, path)
-    with pytest.raises(ValueError, match=r"weights_only=True refuses it.*e2e_him\.utils\.checkpoint"):
-        load_checkpoint(path)
+    refused = r"weights_only=True refuses it.*python -m e2e_him\.models\.checkpoint"
+    with pytest.raises(ValueError, match=refused):
+        read_plain(path)
     rewrite_plain(path)
-    ckpt = load_checkpoint(path)
+    ckpt = read_plain(path)
     assert ckpt["hyper_parameters"] == {"metrics": ["instance"], "iou_thresholds": [0.5, 0.75]}
     assert torch.equal(ckpt["state_dict"]["net.w"], torch.ones(2))

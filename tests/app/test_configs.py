@@ -13,9 +13,9 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 from e2e_him import CONF_DIR
 from e2e_him.data.datamodule import HIMDataModule
 from e2e_him.models.module import E2EHIMModule
-from e2e_him.resolvers import find_root, mode_for, monitor_for
 from e2e_him.utils.config import compose_config
 from e2e_him.utils.instantiate import ConfigError, build, build_dict, build_loggers
+from e2e_him.utils.resolvers import find_root, mode_for, monitor_for
 
 
 def _options(group: str) -> list[str]:
@@ -203,3 +203,5 @@ def test_find_root_prefers_the_checkout_then_the_working_directory(tmp_path: Pat
     assert find_root(source=empty, cwd=clone) == clone
     assert find_root(source=empty, cwd=empty) == empty
     assert (find_root() / "conf" / "train.yaml").is_file()  # this repository
+    # from any working directory, the checkout this package runs from (a notebook kernel, a script elsewhere)
+    assert find_root(cwd=empty) == find_root() == Path(__file__).resolve().parents[2]

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from e2e_him.devices import check_devices, requested_devices
 from e2e_him.utils.config import compose_config
+from e2e_him.utils.devices import check_devices, requested_devices
 from e2e_him.utils.instantiate import ConfigError
 
 APP_DIR = Path(__file__).resolve().parent

@@ -12,7 +12,7 @@ from app_runner import run_app
 from PIL import Image
 from wandb_records import logged_keys
 
-from e2e_him.utils.checkpoint import load_module
+from e2e_him.models.checkpoint import load_module
 
 pytestmark = pytest.mark.slow
 

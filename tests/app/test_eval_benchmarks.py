@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "metrics"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluation"))
 from benchmark_trees import box, mhim2k_tree, vhim_tree
 
 from e2e_him.data.io import write_alpha

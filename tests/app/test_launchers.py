@@ -18,9 +18,9 @@ from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
 from e2e_him import CONF_DIR
-from e2e_him.devices import check_launcher
-from e2e_him.resolvers import optuna_direction, rank_suffix, run_stamp
+from e2e_him.utils.devices import check_launcher
 from e2e_him.utils.instantiate import ConfigError
+from e2e_him.utils.resolvers import optuna_direction, rank_suffix, run_stamp
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "1"}

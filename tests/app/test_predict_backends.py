@@ -65,7 +65,7 @@ def test_a_cpu_without_bf16_is_pointed_to_onnxruntime(monkeypatch):
 
 @pytest.mark.parametrize("flags", [{"avx2", "fma"}, {"avx2", "avx512_bf16"}])
 def test_predict_backend_tells_a_cpu_without_bf16_about_onnxruntime(monkeypatch, caplog, flags):
-    from e2e_him.utils import checkpoint
+    from e2e_him.models import checkpoint
 
     class Module:  # what load_module returns: the network and the stored hyperparameters
         net, hparams = Tiny(), {}

@@ -45,7 +45,7 @@ def test_mixed_precision_keeps_class_and_trimap_logits_of_float32():
 @pytest.mark.slow
 @torch.no_grad()
 def test_released_layout_alpha_only_parts_leave_class_and_trimap_logits_alone():
-    from e2e_him.convert_release import build_release_module, release_run_config
+    from e2e_him.models.release.convert import build_release_module, release_run_config
 
     torch.manual_seed(0)
     net, image = build_release_module(release_run_config()).net.eval(), torch.randn(1, 3, 64, 96)

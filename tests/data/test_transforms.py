@@ -14,9 +14,9 @@ from e2e_him.data.transforms import (
     TrainTransform,
     normalize_image,
     prepare_eval_image,
-    restore_original_size,
 )
 from e2e_him.data.trimap import trimap_from_alpha
+from e2e_him.models.inference import postprocess
 
 NO_COLOUR = {"contrast_prob": 0.0, "gamma_prob": 0.0, "saturation_prob": 0.0}
 
@@ -142,6 +142,16 @@ def test_normalize_image():
     assert x.shape == (3, 2, 2) and x[0, 0, 0].item() == pytest.approx((1 - 0.485) / 0.229)
 
 
+def back_to_photo(maps: torch.Tensor, meta: dict) -> torch.Tensor:
+    """(K, H, W) network-input-sized maps the way the suite takes them back to the photo
+    (`models.inference.postprocess`: crop `input_size`, resize to `orig_size`), every map kept, in order."""
+    scores = torch.arange(len(maps), 0, -1, dtype=torch.float32)  # decreasing: the order is kept
+    logits = torch.stack([torch.zeros_like(scores), scores], dim=-1)[None]  # (1, K, 2)
+    return postprocess({"pred_logits": logits, "alpha_fin": maps[None]}, [meta], 0.5, min_area=-1.0)[0][
+        "alphas"
+    ]
+
+
 def test_eval_resize_pad_and_round_trip():
     alphas = _blobs((50, 70), k=2, seed=3)
     image = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
@@ -153,7 +163,7 @@ def test_eval_resize_pad_and_round_trip():
     assert (s["image"][:, 46:] == 0).all() and (s["alphas"][:, 46:] == 0).all()
     assert s["meta"]["orig_alphas"].dtype == torch.uint8 and s["meta"]["orig_alphas"].shape == (2, 50, 70)
     assert torch.equal(s["meta"]["orig_alphas"], torch.from_numpy(np.round(alphas * 255).astype(np.uint8)))
-    back = restore_original_size(s["alphas"], s["meta"])
+    back = back_to_photo(s["alphas"], s["meta"])
     assert back.shape == (2, 50, 70)
     assert (back - torch.from_numpy(alphas)).abs().mean() < 0.01  # interpolation error only
     assert (back - torch.from_numpy(alphas)).abs().max() < 0.15
@@ -168,7 +178,7 @@ def test_eval_keeps_size_when_eval_size_is_none():
     }
     s = EvalTransform(eval_size=None)(record)
     assert s["image"].shape == (3, 64, 64) and s["meta"]["input_size"] == (40, 40)
-    assert torch.equal(restore_original_size(s["alphas"], s["meta"]), torch.from_numpy(record["alphas"]))
+    assert torch.equal(back_to_photo(s["alphas"], s["meta"]), torch.from_numpy(record["alphas"]))
 
 
 def test_prepare_eval_image_is_the_eval_preprocessing():

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 import e2e_him.losses.criterion as criterion_module
 from e2e_him.data.trimap import trimap_from_alpha
-from e2e_him.losses import HungarianMatcher, SetCriterion
+from e2e_him.losses import HungarianMatcher, SetCriterion, downsample_masks
 
 LN2, LN3, LN43 = math.log(2.0), math.log(3.0), math.log(4.0 / 3.0)
 TERMS = (
@@ -57,8 +57,8 @@ def hand_case() -> tuple[dict, dict]:
 def test_total_by_hand():
     outputs, batch = hand_case()
     crit = SetCriterion()
-    assert [(q.tolist(), t.tolist()) for q, t in crit.match(outputs, batch)] == [([1], [0])]
-    losses = crit(outputs, batch)
+    losses, indices = crit.losses_and_indices(outputs, batch)
+    assert [(q.tolist(), t.tolist()) for q, t in indices] == [([1], [0])]
     assert set(TERMS) <= set(losses)
     assert all(v.ndim == 0 for v in losses.values())
     # L_cls (Eq. 14, / N = 2): q0 background, logits (0, 0): 0.1 * ln 2; q1 human, p = 3/4: 1 * ln(4/3)
@@ -166,8 +166,8 @@ def test_gradients_reach_every_output(num_points):
 def test_only_matched_queries_get_matting_gradients():
     outputs, batch = random_case()
     crit = SetCriterion()
-    indices = crit.match(outputs, batch)
-    crit(outputs, batch)["loss"].backward()
+    losses, indices = crit.losses_and_indices(outputs, batch)
+    losses["loss"].backward()
     for i, (q, _) in enumerate(indices):
         unmatched = torch.ones(outputs["alpha_pred"].shape[1], dtype=torch.bool)
         unmatched[q] = False
@@ -180,7 +180,8 @@ def test_losses_and_indices_give_the_loss_and_the_assignment_it_used():
     crit = SetCriterion()
     losses, indices = crit.losses_and_indices(outputs, batch)
     assert {k: float(v) for k, v in losses.items()} == {k: float(v) for k, v in crit(outputs, batch).items()}
-    expected = crit.match(outputs, batch)
+    gt_low = downsample_masks(batch["masks"], tuple(outputs["pred_masks"].shape[-2:]), crit.mask_target)
+    expected = crit.matcher(outputs, gt_low, batch["valid"])  # the final layer, matched on its own
     assert len(indices) == len(expected) == batch["valid"].shape[0]
     for (q, t), (q0, t0) in zip(indices, expected):
         assert torch.equal(q, q0) and torch.equal(t, t0)

@@ -14,7 +14,7 @@ from e2e_him.models.release import ReleaseE2EHIM
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BACKBONE_CONF = REPO_ROOT / "conf" / "model" / "backbone"
-TIMM_BACKBONES = ["resnet18", "resnet50", "swin_tiny", "swin_base"]
+BACKBONES = sorted(p.stem for p in BACKBONE_CONF.glob("*.yaml"))  # every backbone config, as timm's tests
 
 # Narrow widths where a test is about shapes and wiring, not capacity (stem H/4 width 32 = backbone input).
 SMALL_NET = dict(

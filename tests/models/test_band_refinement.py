@@ -79,7 +79,7 @@ def test_stages_that_are_not_local_are_refused():
 
 @pytest.fixture(scope="module")
 def release_net():
-    from e2e_him.convert_release import build_release_module, release_run_config
+    from e2e_him.models.release.convert import build_release_module, release_run_config
 
     torch.manual_seed(0)
     return build_release_module(release_run_config()).net.eval()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from model_builders import TIMM_BACKBONES, build_backbone, build_small_net
+from model_builders import BACKBONES, build_backbone, build_small_net
 
 from e2e_him.models.e2e_him import E2EHIM
 from e2e_him.models.fusion import UNetFusion
@@ -34,7 +34,7 @@ def _check_contract(out: dict, b: int, n: int, h: int, w: int, heads: int) -> No
         assert out["guidance"] is None and out["guidance_attention"] is None
 
 
-@pytest.mark.parametrize("backbone", TIMM_BACKBONES)
+@pytest.mark.parametrize("backbone", BACKBONES)
 @pytest.mark.parametrize(("h", "w"), [(320, 320), (256, 384)])
 def test_output_contract_for_every_backbone(backbone, h, w):
     net = build_small_net(backbone).eval()

@@ -130,7 +130,7 @@ def test_the_paper_layout_gives_the_same_bf16_outputs_as_before(monkeypatch):
 
 @pytest.mark.slow
 def test_the_released_layout_gives_the_same_bf16_outputs_as_before(monkeypatch):
-    from e2e_him.convert_release import build_release_module, release_run_config
+    from e2e_him.models.release.convert import build_release_module, release_run_config
 
     torch.manual_seed(0)
     before, now = outputs_before_and_now(build_release_module(release_run_config()).net, monkeypatch)

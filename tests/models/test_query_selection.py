@@ -60,7 +60,7 @@ def test_paper_layout_kept_queries_are_unchanged(threshold: float):
 @pytest.mark.slow
 @torch.no_grad()
 def test_released_layout_kept_queries_are_unchanged():
-    from e2e_him.convert_release import build_release_module, release_run_config
+    from e2e_him.models.release.convert import build_release_module, release_run_config
 
     torch.manual_seed(0)
     net = build_release_module(release_run_config()).net.eval()

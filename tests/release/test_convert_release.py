@@ -11,7 +11,9 @@ import pytest
 import torch
 from release_weights import manifest
 
-from e2e_him.convert_release import (
+from e2e_him.models.checkpoint import load_module
+from e2e_him.models.release import ReleaseE2EHIM
+from e2e_him.models.release.convert import (
     ReleaseKeyError,
     build_release_module,
     load_release_state_dict,
@@ -20,8 +22,6 @@ from e2e_him.convert_release import (
     release_run_config,
     release_to_ours,
 )
-from e2e_him.models.release import ReleaseE2EHIM
-from e2e_him.utils.checkpoint import load_module
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,12 @@ from e2e_him.convert_release import convert
 from e2e_him.data.io import read_image
 from e2e_him.data.transforms import prepare_eval_image
 from e2e_him.export import export_onnx
+from e2e_him.models.checkpoint import load_module
 from e2e_him.models.matting_head import trimap_regions
 from e2e_him.models.release.band import MAX_TILE_SHARE, band_tiles
 from e2e_him.predictor.backends import OnnxBackend
 from e2e_him.predictor.mattes import build_backend
 from e2e_him.predictor.precision import native_bf16
-from e2e_him.utils.checkpoint import load_module
 
 pytestmark = pytest.mark.slow  # the released network is 70 M parameters
 REPO_ROOT = Path(__file__).resolve().parents[2]

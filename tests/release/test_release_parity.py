@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import PARITY_SCRIPT, assert_parity, load_parity_script
 
-from e2e_him.convert_release import (
+from e2e_him.models.release.convert import (
     build_release_module,
     load_release_state_dict,
     release_run_config,

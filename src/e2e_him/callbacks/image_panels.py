@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 from lightning.pytorch.loggers import WandbLogger
 from PIL import Image
 
-from e2e_him.inspection import image_panels, panel_strip
+from e2e_him.visual.inspection import batch_panel
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +43,6 @@ class ValImagePanels(L.Callback):
         self.images_per_batch = images_per_batch
         self.max_side = max_side
 
-    def _panel(self, outputs: dict[str, Any], batch: dict[str, Any]) -> np.ndarray:
-        n = min(self.images_per_batch, batch["image"].shape[0])
-        strips = [panel_strip(image_panels(outputs["outputs"], batch, outputs["preds"], i)) for i in range(n)]
-        width = max(s.shape[1] for s in strips)
-        strips = [np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0))) for s in strips]
-        panel = np.concatenate(strips, axis=0)
-        tile = max(s.shape[0] for s in strips)
-        if tile > self.max_side:
-            scale = self.max_side / tile
-            size = (max(1, round(panel.shape[1] * scale)), max(1, round(panel.shape[0] * scale)))
-            panel = np.asarray(Image.fromarray(panel).resize(size, Image.BILINEAR))
-        return panel
-
     def on_validation_batch_end(
         self,
         trainer: L.Trainer,
@@ -74,7 +60,7 @@ class ValImagePanels(L.Callback):
             raise TypeError(
                 "ValImagePanels needs validation_step to return {'outputs': network outputs, 'preds': people}"
             )
-        panel = self._panel(outputs, batch)
+        panel = batch_panel(outputs["outputs"], batch, outputs["preds"], self.images_per_batch, self.max_side)
         names = [str(m.get("name", "")) for m in batch["meta"][: self.images_per_batch]]
         caption = f"epoch {trainer.current_epoch}, step {trainer.global_step}: " + ", ".join(names)
         for logger in trainer.loggers:

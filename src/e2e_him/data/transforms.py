@@ -233,19 +233,6 @@ def prepare_eval_image(
     return tensor, {"name": name, "orig_size": (h0, w0), "input_size": (h1, w1), "orig_alphas": None}
 
 
-def restore_original_size(maps: torch.Tensor, meta: dict) -> torch.Tensor:
-    """Map (K, H, W) network-input-sized maps back to the photo: crop `input_size`, resize to `orig_size`."""
-    h1, w1 = meta["input_size"]
-    x = maps[..., :h1, :w1]
-    if (h1, w1) == tuple(meta["orig_size"]):
-        return x
-    if x.shape[0] == 0:
-        return maps.new_zeros((0, *meta["orig_size"]))
-    return F.interpolate(
-        x[None].float(), size=tuple(meta["orig_size"]), mode="bilinear", align_corners=False
-    )[0]
-
-
 class EvalTransform:
     """Raw record -> evaluation sample: resize keeping aspect, pad to a multiple of 32, keep original mattes.
 

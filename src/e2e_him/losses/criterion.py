@@ -246,11 +246,6 @@ class SetCriterion(nn.Module):
         return bce + dice_loss(logits.float().flatten(1), target.flatten(1)).mean()
 
     # --------------------------------------------------------------------------------------------- forward
-    def match(self, outputs: dict[str, Any], batch: dict[str, Any]) -> Indices:
-        """The final layer's assignment: one (query_idx, target_idx) pair per image (tests, pictures)."""
-        gt_low = downsample_masks(batch["masks"], tuple(outputs["pred_masks"].shape[-2:]), self.mask_target)
-        return self._match(outputs, batch, gt_low)
-
     def forward(self, outputs: dict[str, Any], batch: dict[str, Any]) -> dict[str, Tensor]:
         """All loss terms and the total `loss` (Eq. 19), as scalar tensors.
 
@@ -267,8 +262,8 @@ class SetCriterion(nn.Module):
     def losses_and_indices(
         self, outputs: dict[str, Any], batch: dict[str, Any]
     ) -> tuple[dict[str, Tensor], Indices]:
-        """`forward`'s loss terms and the final layer's assignment they used (`match`'s, without matching
-        again: validation's part IoUs read it)."""
+        """`forward`'s loss terms and the final layer's assignment they used (validation's part IoUs read
+        it): one (query_idx, target_idx) pair per image."""
         num_people = self.num_people(batch["valid"])
         gt_low = downsample_masks(batch["masks"], tuple(outputs["pred_masks"].shape[-2:]), self.mask_target)
         indices = self._match(outputs, batch, gt_low)

@@ -193,3 +193,34 @@ class IMQMetric(Metric):
             for e, name in enumerate(ERROR_NAMES):
                 out[f"MQ_{name}{s}"] = mq[k, e]
         return out
+
+
+SKIPPED_ERRORS = ("grad", "conn")  # the errors that `LiteIMQMetric` leaves out
+NO_GRAD_CONN = {"grad_union": 0.0, "conn_union": 0.0}
+
+
+class LiteIMQMetric(IMQMetric):
+    """InstMatt's IMQ, RQ and MQ from the MAD and MSE errors only (metric kind `imq_lite`).
+
+    The Grad and Conn errors of IMQ run on the CPU and cost most of its time (docs/benchmarks.md); matching,
+    RQ and the MAD / MSE similarities are the same as `IMQMetric`'s, so `val/IMQ_mse` (the default checkpoint
+    monitor) is unchanged. Validation uses it by default (`metrics.families.validation_kinds`).
+    """
+
+    def update(self, preds: Sequence[Tensor] | Precomputed, targets: Sequence[Tensor] = ()) -> None:
+        if isinstance(preds, Precomputed):  # stats already computed (IMQMetric.accumulate)
+            return super().update(preds, targets)
+        check_instance_inputs(preds, targets)
+        for p, t in zip(preds, targets):
+            stats = imq_image_stats(
+                p.detach(),
+                t.detach(),
+                self.iou_thresholds,
+                self.binarize_threshold,
+                lambda i, j: NO_GRAD_CONN,
+            )
+            self.accumulate(stats)
+
+    def compute(self) -> dict[str, Tensor]:
+        # keys: IMQ_<error>[_<th>], MQ_<error>[_<th>], RQ[_<th>]
+        return {k: v for k, v in super().compute().items() if [*k.split("_"), ""][1] not in SKIPPED_ERRORS}

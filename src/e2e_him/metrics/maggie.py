@@ -68,7 +68,7 @@ def maggie_trimap(gt: np.ndarray) -> np.ndarray:
     """
     gt = np.asarray(gt, dtype=np.float32)
     codes = np.round(gt * 255.0).astype(np.uint8)
-    # 8-bit mattes are dilated as uint8 (4x faster, identical: k/255 <-> k is monotone and one-to-one)
+    # 8-bit mattes are dilated as uint8 (faster, identical: k/255 <-> k is monotone and one-to-one)
     src = codes if np.array_equal(codes.astype(np.float32) / np.float32(255.0), gt) else gt
     unknown = cv2.dilate(src, TRIMAP_KERNEL) != cv2.erode(src, TRIMAP_KERNEL)
     trimap = np.where(gt > 0.5, 2, 0).astype(np.uint8)

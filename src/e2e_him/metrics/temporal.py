@@ -108,7 +108,7 @@ TEMPORAL_KEYS = ("dtSSD_maggie", "MESSDdt_maggie", "dtSSD_x1e2", "MESSDdt_x1e3")
 class TemporalMetrics(Metric):
     """dtSSD and MESSDdt at both scales, each the mean of its per-(person, pair or group) values.
 
-    `accumulate(values)` takes {key: sequence of values} (from `e2e_him.metrics.video.score_video`);
+    `accumulate(values)` takes {key: sequence of values} (from `e2e_him.evaluation.video.score_video`);
     `compute()` returns the keys present in `keys` (MESSDdt can be switched off: it needs optical flow).
     """
 

@@ -104,7 +104,7 @@ def dynamic_conv1x1(features: torch.Tensor, kernels: torch.Tensor, biases: torch
     b, *q, c = kernels.shape
     h, w = features.shape[-2:]
     kernels = kernels.reshape(b, -1, c)  # (B, M, C_f)
-    if is_channels_last(features):  # the map as (B, h * w, C_f) rows, a view; 10-20x faster in bfloat16
+    if is_channels_last(features):  # the map as (B, h * w, C_f) rows, a view (docs/benchmarks.md: faster)
         rows = features.permute(0, 2, 3, 1).reshape(b, h * w, c)
         out = torch.matmul(rows, kernels.transpose(1, 2)).transpose(1, 2).contiguous()  # (B, M, h * w)
     else:

@@ -24,7 +24,7 @@ def cat_channels(maps: Sequence[torch.Tensor]) -> torch.Tensor:
 
     Under autocast the convolution casts its input to the autocast dtype anyway, so the maps are cast first:
     the same values, while a cat across dtypes (a bfloat16 map and the float32 image) or memory formats
-    takes a slow elementwise path on CPU (0.5 s instead of 0.07 s for 131 channels at 640 x 640, one thread).
+    takes a slow elementwise path on CPU (several times slower; docs/benchmarks.md).
     The result is channels-last when any map is (the network runs channels-last then), else plain NCHW.
     """
     device = maps[0].device.type

@@ -8,66 +8,13 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
-from torchmetrics import Metric
 
-from e2e_him.metrics import HumanMattingMetrics, IMQMetric, InstanceMattingMetrics, imq_image_stats
-from e2e_him.metrics.matching import check_instance_inputs
+from e2e_him.metrics.families import build_metrics, validation_kinds
 from e2e_him.metrics.part_iou import PartIoU
 from e2e_him.models.inference import postprocess
-from e2e_him.optim import build_param_groups
+from e2e_him.models.optim import build_param_groups
+from e2e_him.models.stored_configs import upgrade_run_config
 from e2e_him.utils.config import plain_hparams
-
-METRIC_KINDS = ("instance", "imq", "imq_lite", "human")
-COSTLY = {"imq": "imq_lite"}  # metric kinds whose cheaper form validation uses by default
-SKIPPED_ERRORS = ("grad", "conn")  # the IMQ errors that imq_lite leaves out
-NO_GRAD_CONN = {"grad_union": 0.0, "conn_union": 0.0}
-
-
-class LiteIMQMetric(IMQMetric):
-    """InstMatt's IMQ, RQ and MQ from the MAD and MSE errors only (metric kind `imq_lite`).
-
-    The Grad and Conn errors of IMQ run on the CPU, about 0.2 s per person at 1024 px (docs/distributed.md),
-    which would make each validation of HIM-100K half an hour; matching, RQ and the MAD / MSE similarities
-    are the same as `IMQMetric`'s, so `val/IMQ_mse` (the default checkpoint monitor) is unchanged.
-    """
-
-    def update(self, preds: Sequence[torch.Tensor], targets: Sequence[torch.Tensor] = ()) -> None:
-        if not isinstance(preds, Sequence):  # stats already computed (IMQMetric.accumulate)
-            return super().update(preds, targets)
-        check_instance_inputs(preds, targets)
-        for p, t in zip(preds, targets):
-            stats = imq_image_stats(
-                p.detach(),
-                t.detach(),
-                self.iou_thresholds,
-                self.binarize_threshold,
-                lambda i, j: NO_GRAD_CONN,
-            )
-            self.accumulate(stats)
-
-    def compute(self) -> dict[str, torch.Tensor]:
-        # keys: IMQ_<error>[_<th>], MQ_<error>[_<th>], RQ[_<th>]
-        return {k: v for k, v in super().compute().items() if [*k.split("_"), ""][1] not in SKIPPED_ERRORS}
-
-
-def validation_kinds(kinds: Sequence[str]) -> list[str]:
-    """The default validation metrics for test metrics `kinds`: each costly kind in its cheap form."""
-    return [COSTLY.get(k, k) for k in kinds]
-
-
-def build_metrics(kinds: Sequence[str], iou_thresholds: Sequence[float]) -> nn.ModuleDict:
-    """Metric objects for `kinds` ("instance": Eq. 20, "imq": InstMatt's IMQ, "imq_lite": IMQ without Grad and
-    Conn, "human": SAD/MSE/MAD/...)."""
-    unknown = [k for k in kinds if k not in METRIC_KINDS]
-    if unknown:
-        raise ValueError(f"unknown metric kind(s) {unknown}; choose from {list(METRIC_KINDS)}")
-    makers: dict[str, Callable[[], Metric]] = {
-        "instance": lambda: InstanceMattingMetrics(iou_thresholds=tuple(iou_thresholds)),
-        "imq": lambda: IMQMetric(iou_thresholds=tuple(iou_thresholds)),
-        "imq_lite": lambda: LiteIMQMetric(iou_thresholds=tuple(iou_thresholds)),
-        "human": HumanMattingMetrics,
-    }
-    return nn.ModuleDict({k: makers[k]() for k in kinds})
 
 
 class E2EHIMModule(L.LightningModule):
@@ -111,8 +58,9 @@ class E2EHIMModule(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         val_kinds = validation_kinds(metrics) if val_metrics is None else list(val_metrics)
-        self.val_metrics = build_metrics(val_kinds, iou_thresholds)
-        self.test_metrics = build_metrics(list(metrics), iou_thresholds)
+        # the same builder as `eval`'s (evaluation.runner.MetricSet): the same definitions and settings
+        self.val_metrics = nn.ModuleDict(build_metrics(val_kinds, iou_thresholds))
+        self.test_metrics = nn.ModuleDict(build_metrics(list(metrics), iou_thresholds))
         # a training diagnostic: IoU of the matched queries' masks, trimaps and mattes (val/iou_*)
         self.val_part_iou = PartIoU()
         # The resolved run config (plain dict), stored in checkpoints so that eval/predict rebuild the model.
@@ -213,4 +161,4 @@ class E2EHIMModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # a run that resumes or fine-tunes keeps its own config (train.py warns about what changed)
         if self.run_config is None:
-            self.run_config = checkpoint.get("e2e_him_config")
+            self.run_config = upgrade_run_config(checkpoint.get("e2e_him_config"))

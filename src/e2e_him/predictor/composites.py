@@ -99,8 +99,8 @@ def foreground_ml() -> Callable[..., np.ndarray]:
     """pymatting's `estimate_foreground_ml`, loaded from its own module file.
 
     Importing the `pymatting` package compiles the numba kernels of all its modules (about 30, eagerly typed)
-    the first time after installation: 95 s on 2 cores. That one module holds the 3 kernels it needs (about
-    10 s; docs/benchmarks.md). Falls back to the package import if a pymatting release moves the file.
+    the first time after installation; that one module holds the 3 kernels it needs, a small part of that
+    time (docs/benchmarks.md). Falls back to the package import if a pymatting release moves the file.
     """
     spec = importlib.util.find_spec("pymatting")  # locates the package without running its __init__
     path = Path(spec.origin).parent / "foreground" / "estimate_foreground_ml.py" if spec else None

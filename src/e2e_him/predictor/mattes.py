@@ -125,7 +125,7 @@ def build_backend(
         raise ValueError(f"backend must be torch, onnx or auto, got {backend!r}")
     if path.suffix.lower() == ".onnx":
         raise ValueError(f"{path} is an ONNX model: run it with backend=onnx")
-    from e2e_him.utils.checkpoint import load_module
+    from e2e_him.models.checkpoint import load_module
 
     target = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     module = load_module(path, map_location=target)

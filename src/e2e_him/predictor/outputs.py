@@ -25,7 +25,7 @@ from PIL import Image
 from e2e_him.data.io import write_alpha
 from e2e_him.predictor.composites import Background, chosen, composite, cutout, estimate_foreground, union
 from e2e_him.predictor.video import LazyVideoWriter
-from e2e_him.viz import overlay_instances
+from e2e_him.visual.overlays import overlay_instances
 
 
 class OutputWriteError(OSError):

@@ -16,8 +16,8 @@ from e2e_him.data.transforms import prepare_eval_image
 from e2e_him.predictor.loading import batches, prepared_photos, stack
 from e2e_him.predictor.mattes import Predictor
 from e2e_him.predictor.outputs import Extras, VideoOutputs, write_photo
+from e2e_him.predictor.tracking import IoUTracker
 from e2e_him.predictor.video import FrameFolder, VideoStream
-from e2e_him.tracking import IoUTracker
 
 log = logging.getLogger(__name__)
 

@@ -79,8 +79,8 @@ def float32_cpu_note(
     if device.type != "cpu" or requested == "fp32" or resolved != "fp32":
         return None
     return ("bfloat16 is not native on this CPU (or not detected), so the network runs in float32; "
-            "onnxruntime's float32 ran 1.1-1.3x faster than PyTorch's on 2 AVX2 cores, both layouts, every "
-            "query kept (docs/benchmarks.md): python -m e2e_him.export "
+            "onnxruntime's float32 ran faster than PyTorch's on such CPUs, both layouts, every query kept "
+            "(docs/benchmarks.md): python -m e2e_him.export "
             f"ckpt_path={shlex.quote(ckpt_path)} format=onnx (the exporter to pick: docs/inference.md, "
             "section export), then predict with the .onnx file (it decodes every query and refines the "
             "whole image)")  # fmt: skip

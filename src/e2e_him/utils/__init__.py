@@ -1,1 +1,2 @@
-"""Utilities shared by the entry points."""
+"""The ground floor, imported by every other package and importing none of them: composing and
+instantiating configs, OmegaConf resolvers, checks and warnings logged at start-up."""

@@ -1,9 +1,10 @@
-"""Compose the project's Hydra configs outside a Hydra app (notebooks, scripts, tests)."""
+"""Compose the project's Hydra configs outside a Hydra app (notebooks, scripts, tests), keep saved
+hyperparameters plain, and list what differs between two configs."""
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from e2e_him import CONF_DIR
+from e2e_him.utils.resolvers import CONF_DIR
 
 
 def compose_config(
@@ -36,3 +37,26 @@ def plain_hparams(hparams: MutableMapping[str, Any]) -> None:
     for key, value in list(hparams.items()):
         if isinstance(value, (DictConfig, ListConfig)):
             hparams[key] = OmegaConf.to_container(value, resolve=True)
+
+
+def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """`{"model.optimizer.lr": 1e-3, ...}`: the leaves of a plain config tree by dotted key."""
+    if isinstance(tree, Mapping) and tree:
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out.update(_leaves(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: tree}
+
+
+def config_changes(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """`key: stored -> current` for every leaf that differs between two plain config trees (sorted)."""
+    old, new = _leaves(stored), _leaves(current)
+    missing = object()
+    changes = []
+    for key in sorted(old.keys() | new.keys()):
+        a, b = old.get(key, missing), new.get(key, missing)
+        if a != b:
+            show = ["(absent)" if v is missing else repr(v) for v in (a, b)]
+            changes.append(f"{key}: {show[0]} -> {show[1]}")
+    return changes

@@ -19,12 +19,8 @@ import cv2
 import torch
 from tqdm import tqdm
 
-from e2e_him.metrics.human_matting import HumanMattingMetrics
-from e2e_him.metrics.imq import IMQMetric
-from e2e_him.metrics.instance_matting import InstanceMattingMetrics
-from e2e_him.metrics.maggie import MaggieMetrics
-from e2e_him.metrics.scoring import ImageResult, ScoreOptions
-from e2e_him.metrics.temporal import TemporalMetrics
+from e2e_him.evaluation.scoring import ImageResult, ScoreOptions
+from e2e_him.metrics.families import build_metrics
 
 
 def available_cores() -> int:
@@ -93,33 +89,30 @@ def run_tasks(
 
 
 class MetricSet:
-    """The metric objects of one group of images (all torchmetrics, accumulated from worker results)."""
+    """The metric objects of one group of images (`metrics.build_metrics`, the builder training's test uses
+    too), accumulated from worker results."""
 
     def __init__(self, options: ScoreOptions):
-        ths = tuple(options.iou_thresholds)
-        self.instance = (
-            InstanceMattingMetrics(ths, binarize_threshold=options.binarize_threshold)
-            if "instance" in options.metrics
-            else None
+        self.metrics = build_metrics(
+            options.metrics,
+            options.iou_thresholds,
+            binarize_threshold=options.binarize_threshold,
+            grad_conn=options.grad_conn,
+            messddt=options.messddt,
         )
-        self.imq = IMQMetric(ths) if "imq" in options.metrics else None
-        self.human = HumanMattingMetrics(grad_conn=options.grad_conn) if "human" in options.metrics else None
-        self.maggie = MaggieMetrics(grad_conn=options.grad_conn) if "maggie" in options.metrics else None
-        self.temporal = TemporalMetrics(messddt=options.messddt) if "temporal" in options.metrics else None
         self.images = 0
+
+    def _accumulate(self, kind: str, stats) -> None:
+        if kind in self.metrics and stats is not None:
+            self.metrics[kind].accumulate(stats)
 
     def add(self, result: ImageResult) -> None:
         if not result.scored:
             return
         self.images += 1
-        if self.instance is not None and result.match is not None:
-            self.instance.accumulate(result.match)
-        if self.imq is not None and result.imq is not None:
-            self.imq.accumulate(result.imq)
-        if self.human is not None and result.human is not None:
-            self.human.accumulate(result.human)
-        if self.maggie is not None and result.maggie is not None:
-            self.maggie.accumulate(result.maggie)
+        for kind, stats in (("instance", result.match), ("imq", result.imq), ("human", result.human),
+                            ("maggie", result.maggie)):  # fmt: skip
+            self._accumulate(kind, stats)
 
     def add_video(self, result) -> None:
         """A `video.VideoResult`: its frames as images, its per-(frame, person) and temporal values."""
@@ -127,16 +120,13 @@ class MetricSet:
             return
         for frame in result.frames:
             self.add(frame)
-        if self.maggie is not None and result.maggie:
-            self.maggie.accumulate(result.maggie)
-        if self.temporal is not None:
-            self.temporal.accumulate(result.temporal)
+        self._accumulate("maggie", result.maggie or None)
+        self._accumulate("temporal", result.temporal)
 
     def compute(self) -> dict[str, float]:
         out: dict[str, float] = {}
-        for metric in (self.instance, self.imq, self.human, self.maggie, self.temporal):
-            if metric is not None:
-                out.update({k: float(v) for k, v in metric.compute().items()})
+        for metric in self.metrics.values():
+            out.update({k: float(v) for k, v in metric.compute().items()})
         return out
 
 

@@ -17,16 +17,16 @@ import numpy as np
 
 from e2e_him.data.io import ImageReadError, read_alpha
 from e2e_him.data.video_folder import frame_key, index_frames
-from e2e_him.metrics.folders import Problem, read_mattes
-from e2e_him.metrics.maggie import image_errors
-from e2e_him.metrics.matching import mask_counts, pair_by_iou, pair_by_name
-from e2e_him.metrics.scoring import (
+from e2e_him.evaluation.folders import Problem, read_mattes
+from e2e_him.evaluation.scoring import (
     ImageResult,
     PairSums,
     ScoreOptions,
     instance_row,
     instance_statistics,
 )
+from e2e_him.metrics.maggie import image_errors
+from e2e_him.metrics.matching import mask_counts, pair_by_iou, pair_by_name
 from e2e_him.metrics.temporal import (
     dtssd_maggie,
     dtssd_usual,

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from e2e_him.inspection import heatmap, image_panels, panel_strip, pca_rgb, to_uint8_image, trimaps_to_color
+from e2e_him.visual.images import unnormalize
+from e2e_him.visual.inspection import (
+    heatmap,
+    image_panels,
+    panel_strip,
+    pca_rgb,
+    trimaps_to_color,
+)
 
 
 def test_pca_rgb_separates_regions_with_different_features():
@@ -56,4 +63,4 @@ def test_image_panels_of_a_batch():
     assert len(tiles) == 4 + 2 * s and all(p.shape == (48, 64, 3) for _, p in tiles)
     assert panel_strip(tiles).shape == (48, 64 * len(tiles), 3)
     assert len(image_panels(outputs, batch, preds, 1)) == 4 + 2 * s  # no kept person still draws
-    assert to_uint8_image(image[0], (10, 20)).shape == (10, 20, 3)
+    assert unnormalize(image[0], (10, 20)).shape == (10, 20, 3)

@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from e2e_him.tables import PAPER_TABLE7, PAPER_TABLE8, build_table, collect_runs, detect_table, write_table
+from e2e_him.evaluation.tables import (
+    PAPER_TABLE7,
+    PAPER_TABLE8,
+    build_table,
+    collect_runs,
+    detect_table,
+    write_table,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 

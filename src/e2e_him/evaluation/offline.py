@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from e2e_him.data.io import image_size, list_images
-from e2e_him.metrics.folders import Problem, read_instance_folder
-from e2e_him.metrics.runner import Accumulator, run_tasks
-from e2e_him.metrics.scoring import METRIC_NAMES, ImageTask, ScoreOptions, score_image
-from e2e_him.metrics.video import VideoTask, score_video
+from e2e_him.evaluation.folders import Problem, read_instance_folder
+from e2e_him.evaluation.runner import Accumulator, run_tasks
+from e2e_him.evaluation.scoring import METRIC_NAMES, ImageTask, ScoreOptions, score_image
+from e2e_him.evaluation.video import VideoTask, score_video
 
 log = logging.getLogger(__name__)
 _MAX_NAMES_IN_WARNING = 20

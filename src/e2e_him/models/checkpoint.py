@@ -1,4 +1,6 @@
-"""Rebuild a trained model from a checkpoint written by `e2e_him.train` (the config travels inside it)."""
+"""Checkpoints of this project: reading them safely, rebuilding the trained model from the config inside
+(a config of any earlier version upgraded: `models.stored_configs`), starting a run from their weights or the
+authors' released ones, and rewriting a file of an earlier version with plain types."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
+from e2e_him.models.stored_configs import upgrade_run_config
 from e2e_him.utils.instantiate import build
 
 
@@ -24,44 +27,31 @@ def read_plain(path: str | Path, map_location: str | torch.device = "cpu", mmap:
             f"{path}: holds Python objects besides tensors and plain types, so it is not loaded (torch.load "
             "with weights_only=True refuses it). Checkpoints that e2e_him.train writes hold plain types "
             "only; one of your own written by an earlier version can be rewritten with "
-            f"`python -m e2e_him.utils.checkpoint {path}` (only for files you trust). ({err})"
+            f"`python -m e2e_him.models.checkpoint {path}` (only for files you trust). ({err})"
         ) from err
     except Exception as err:
         raise ValueError(f"{path}: not a readable PyTorch checkpoint ({err})") from err
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint file (`read_plain`), with an error that names it when it is missing or not one."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    ckpt = read_plain(path, map_location)
-    if "state_dict" not in ckpt:
-        raise ValueError(
-            f"{path}: no 'state_dict' in this file; is it a Lightning checkpoint of e2e_him.train?"
-        )
-    return ckpt
 
 
 def load_module(path: str | Path, map_location: str | torch.device = "cpu"):
     """The `E2EHIMModule` stored in `path`, in eval mode, with its training config as `module.run_config`.
 
     `path` may also be the authors' released weights file as they ship it: it is converted on the fly into
-    the released layout (`e2e_him.convert_release`), strictly.
+    the released layout (`e2e_him.models.release.convert`), strictly.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     ckpt = read_plain(path, map_location)
     if isinstance(ckpt, Mapping) and "e2e_him_config" not in ckpt:
-        from e2e_him.convert_release import module_from_release
+        from e2e_him.models.release.convert import module_from_release
 
         return module_from_release(ckpt, str(path)).eval().to(map_location)
     if "state_dict" not in ckpt:
         raise ValueError(
             f"{path}: no 'state_dict' in this file; is it a Lightning checkpoint of e2e_him.train?"
         )
-    config = ckpt.get("e2e_him_config")
+    config = upgrade_run_config(ckpt.get("e2e_him_config"))
     if config is None or "model" not in config:
         raise ValueError(f"{path}: no model config inside; it was not written by e2e_him.train")
     model_cfg = OmegaConf.create(config["model"])
@@ -85,11 +75,11 @@ def load_init_weights(module, path: str | Path) -> str:
     not resuming: optimiser, schedule and epoch start afresh). Returns what the file was.
 
     `path` is a checkpoint of this project (its `net.` weights; they must fit the model exactly) or the
-    authors' released state dict, which is converted on the fly (`e2e_him.convert_release`, read with
+    authors' released state dict, which is converted on the fly (`e2e_him.models.release.convert`, read with
     weights_only=True like everything here) and needs the released layout (`model=release_swint`).
     """
-    from e2e_him.convert_release import release_to_ours, unwrap_state_dict
     from e2e_him.models.release import ReleaseE2EHIM
+    from e2e_him.models.release.convert import release_to_ours, unwrap_state_dict
 
     path = Path(path).expanduser()
     if not path.is_file():
@@ -115,34 +105,11 @@ def load_init_weights(module, path: str | Path) -> str:
     return kind
 
 
-def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """`{"model.optimizer.lr": 1e-3, ...}`: the leaves of a plain config tree by dotted key."""
-    if isinstance(tree, Mapping) and tree:
-        out: dict[str, Any] = {}
-        for key, value in tree.items():
-            out.update(_leaves(value, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    return {prefix: tree}
-
-
-def config_changes(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """`key: stored -> current` for every leaf that differs between two plain config trees (sorted)."""
-    old, new = _leaves(stored), _leaves(current)
-    missing = object()
-    changes = []
-    for key in sorted(old.keys() | new.keys()):
-        a, b = old.get(key, missing), new.get(key, missing)
-        if a != b:
-            show = ["(absent)" if v is missing else repr(v) for v in (a, b)]
-            changes.append(f"{key}: {show[0]} -> {show[1]}")
-    return changes
-
-
 def stored_config(path: str | Path) -> dict[str, Any] | None:
-    """The run config inside a checkpoint of `e2e_him.train` (None if it has none), without loading the
-    tensors into memory."""
+    """The run config inside a checkpoint of `e2e_him.train` (None if it has none) in today's layout,
+    without loading the tensors into memory."""
     ckpt = read_plain(path, mmap=True)
-    return ckpt.get("e2e_him_config") if isinstance(ckpt, Mapping) else None
+    return upgrade_run_config(ckpt.get("e2e_him_config")) if isinstance(ckpt, Mapping) else None
 
 
 def rewrite_plain(path: str | Path) -> Path:

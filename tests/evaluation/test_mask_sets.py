@@ -10,8 +10,8 @@ from benchmark_trees import PEOPLE, H, W, mhim2k_tree
 
 from e2e_him.data.io import write_alpha
 from e2e_him.data.mask_sets import MaskSetFolder
-from e2e_him.metrics import ScoreOptions, score_mask_sets, write_report
-from e2e_him.metrics.tasks import mask_set_tasks
+from e2e_him.evaluation import ScoreOptions, score_mask_sets, write_report
+from e2e_him.evaluation.tasks import mask_set_tasks
 
 
 @pytest.fixture

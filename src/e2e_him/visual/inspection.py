@@ -1,30 +1,21 @@
 """Pictures of what the network computes (paper Fig. 4): features as PCA colours, attention maps, trimaps.
 
-Used by the validation image panels (callbacks/image_panels.py) and the notebooks in notebooks/.
+Used by the validation image panels (callbacks/image_panels.py) and the notebooks in notebooks/; the input
+photo comes back through `visual.images.unnormalize`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
-from e2e_him.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from e2e_him.viz import instance_colors, overlay_instances
-
-
-def to_uint8_image(image: torch.Tensor, input_size: Sequence[int] | None = None) -> np.ndarray:
-    """A network input (3, H, W), ImageNet-normalised, as uint8 (h, w, 3), cropped to `input_size` (h, w)."""
-    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(3, 1, 1)
-    rgb = (image.detach().float().cpu() * std + mean).clamp(0, 1)
-    if input_size is not None:
-        rgb = rgb[:, : int(input_size[0]), : int(input_size[1])]
-    return (rgb * 255).round().byte().permute(1, 2, 0).numpy()
+from e2e_him.visual.images import label, resize, unnormalize
+from e2e_him.visual.overlays import instance_colors, overlay_instances
 
 
 def pca_rgb(features: torch.Tensor) -> np.ndarray:
@@ -68,23 +59,6 @@ def trimaps_to_color(trimaps: np.ndarray | torch.Tensor, size: tuple[int, int] |
     return np.round(out).astype(np.uint8)
 
 
-def _resize(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
-    h, w = size
-    if image.shape[:2] == (h, w):
-        return image
-    return cv2.resize(image, (w, h), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR)
-
-
-def _label(tile: np.ndarray, text: str) -> np.ndarray:
-    """The tile with `text` written on a dark band at its top."""
-    out = tile.copy()
-    scale = max(0.35, tile.shape[1] / 640)
-    band = int(18 * scale / 0.5)
-    out[:band] = (out[:band] * 0.35).astype(np.uint8)
-    cv2.putText(out, text, (4, band - 5), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
-    return out
-
-
 def image_panels(
     outputs: dict[str, Any], batch: dict[str, Any], preds: list[dict[str, Any]], index: int
 ) -> list[tuple[str, np.ndarray]]:
@@ -96,7 +70,7 @@ def image_panels(
     """
     meta = batch["meta"][index]
     h, w = (int(s) for s in meta["input_size"])
-    image = to_uint8_image(batch["image"][index], (h, w))
+    image = unnormalize(batch["image"][index], (h, w))
     k = int(batch["num_instances"][index])
     gt = batch["alphas"][index, :k, :h, :w].detach().float().cpu().numpy()
     keep = preds[index]["query_index"].detach().cpu()
@@ -116,13 +90,31 @@ def image_panels(
         hs, ws = -(-h // 8), -(-w // 8)  # the H/8 grid cells covering the unpadded image
         for s in range(heads):
             feats = guidance[index, s * per_head : (s + 1) * per_head, :hs, :ws]
-            tiles.append((f"guidance head {s + 1}", _resize(pca_rgb(feats), (h, w))))
+            tiles.append((f"guidance head {s + 1}", resize(pca_rgb(feats), (h, w))))
             att = attention[index, s, 1:][keep, :hs, :ws].detach().float().cpu().numpy()  # (K, h/8, w/8)
-            att = np.stack([_resize(a, (h, w)) for a in att]) if len(att) else np.zeros((0, h, w), np.float32)
+            att = np.stack([resize(a, (h, w)) for a in att]) if len(att) else np.zeros((0, h, w), np.float32)
             tiles.append((f"attention head {s + 1}", overlay_instances(image, att)))
     return tiles
 
 
 def panel_strip(tiles: list[tuple[str, np.ndarray]]) -> np.ndarray:
     """Labelled tiles side by side: (h, n * w, 3) uint8."""
-    return np.concatenate([_label(t, title) for title, t in tiles], axis=1)
+    return np.concatenate([label(t, title) for title, t in tiles], axis=1)
+
+
+def batch_panel(
+    outputs: dict[str, Any], batch: dict[str, Any], preds: list[dict[str, Any]], images: int, max_side: int
+) -> np.ndarray:
+    """The strips of the first `images` images of a batch stacked (`image_panels`, `panel_strip`), scaled
+    down so that each strip is at most `max_side` pixels tall: (sum h, max w, 3) uint8."""
+    n = min(images, batch["image"].shape[0])
+    strips = [panel_strip(image_panels(outputs, batch, preds, i)) for i in range(n)]
+    width = max(s.shape[1] for s in strips)
+    strips = [np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0))) for s in strips]
+    panel = np.concatenate(strips, axis=0)
+    tile = max(s.shape[0] for s in strips)
+    if tile > max_side:
+        scale = max_side / tile
+        size = (max(1, round(panel.shape[1] * scale)), max(1, round(panel.shape[0] * scale)))
+        panel = np.asarray(Image.fromarray(panel).resize(size, Image.BILINEAR))
+    return panel

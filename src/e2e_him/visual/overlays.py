@@ -74,12 +74,6 @@ def alphas_to_color(alphas: np.ndarray, size: tuple[int, int] | None = None) -> 
     return np.round(out).clip(0, 255).astype(np.uint8)
 
 
-def trimap_to_color(trimap: np.ndarray) -> np.ndarray:
-    """A trimap (H, W) in {0 bg, 1 unknown, 2 fg} as gray levels black / gray / white (H, W, 3) uint8."""
-    levels = np.array([0, 128, 255], dtype=np.uint8)
-    return np.repeat(levels[np.asarray(trimap, dtype=np.int64)][..., None], 3, axis=2)
-
-
 def save_prediction_grid(
     rows: Sequence[tuple[np.ndarray, np.ndarray | None, np.ndarray]],
     path: str | Path,

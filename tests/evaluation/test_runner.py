@@ -11,10 +11,11 @@ from PIL import Image
 
 from e2e_him.data.io import write_alpha
 from e2e_him.data.readers import InstanceFolder
-from e2e_him.metrics import ScoreOptions, score_images
-from e2e_him.metrics.runner import resolve_workers
-from e2e_him.metrics.tasks import entry_task, image_view, row_title
-from e2e_him.metrics.worst import View, colour_order, rank_worst, save_worst_images
+from e2e_him.evaluation import ScoreOptions, score_images
+from e2e_him.evaluation.runner import resolve_workers
+from e2e_him.evaluation.tasks import entry_task
+from e2e_him.evaluation.worst import image_view, rank_worst, row_title
+from e2e_him.visual.worst import View, colour_order, save_worst_images
 
 ALL = ScoreOptions(metrics=("instance", "imq", "maggie", "human"))
 

@@ -18,8 +18,8 @@ import torch
 
 from e2e_him.data.io import ImageReadError, read_alpha
 from e2e_him.data.mask_sets import any_mask_drawn
+from e2e_him.evaluation.folders import Mattes, Problem, read_mattes
 from e2e_him.metrics.errors import grad_conn_sums
-from e2e_him.metrics.folders import Mattes, Problem, read_mattes
 from e2e_him.metrics.human_matting import human_matting_errors
 from e2e_him.metrics.imq import ImqImageStats, imq_image_stats
 from e2e_him.metrics.instance_matting import InstanceMatch, match_image

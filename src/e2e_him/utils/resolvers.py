@@ -13,7 +13,7 @@ def find_root(source: Path | None = None, cwd: Path | None = None) -> Path:
     """The repository folder that holds `conf/`: the source checkout this package runs from (`pip install
     -e .`, as `make setup` does), else the working directory (a clone, next to a non-editable install). When
     neither has `conf/train.yaml`, the source folder: Hydra's error then names the folder it did not find."""
-    source = Path(__file__).resolve().parents[2] if source is None else source
+    source = Path(__file__).resolve().parents[3] if source is None else source  # <checkout>/src/e2e_him/utils
     cwd = Path.cwd() if cwd is None else cwd
     for candidate in (source, cwd):
         if (candidate / "conf" / "train.yaml").is_file():
@@ -22,6 +22,7 @@ def find_root(source: Path | None = None, cwd: Path | None = None) -> Path:
 
 
 REPO_ROOT = find_root()
+CONF_DIR = REPO_ROOT / "conf"
 
 
 def _first_set(*values):

@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from e2e_him.metrics.folders import Problem
+from e2e_him.evaluation.folders import Problem
 from e2e_him.metrics.imq import ERROR_NAMES
 from e2e_him.metrics.maggie import MAGGIE_KEYS, USUAL_KEYS
 

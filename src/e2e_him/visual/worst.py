@@ -1,13 +1,13 @@
 """The picture of a scored run's worst images: ground truth next to prediction, each person in its colour.
 
-Images are ranked by their failures at IoU 0.5 (missed people + wrong predictions, `errors_0.5`), then by
-the mean per-person MAD (`MAD_x1e3`), then by EMAD at 0.5 (`rank_worst`). A predicted person takes the colour
-of the ground-truth person it is paired with (Hungarian on IoU); unpaired predictions get further colours.
+Which images are the worst is the evaluation's to say (`e2e_him.evaluation.worst`). A predicted person takes
+the colour of the ground-truth person it is paired with (Hungarian on IoU); unpaired predictions get further
+colours.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,23 +17,10 @@ import torch
 
 from e2e_him.data.io import ImageReadError, read_image
 from e2e_him.metrics.matching import iou_matrix, pair_by_iou
-from e2e_him.viz import overlay_instances
+from e2e_him.visual.images import shrink
+from e2e_him.visual.overlays import overlay_instances
 
-RANK_KEYS = ("errors_0.5", "MAD_x1e3", "emad_0.5")
 PANEL_SIDE = 480  # long side of each panel, pixels
-
-
-def rank_worst(rows: Sequence[Mapping], n: int = 10, keys: Sequence[str] = RANK_KEYS) -> list[int]:
-    """Indices of the `n` worst scored rows, sorting by `keys` in turn (larger is worse, missing is 0)."""
-
-    def value(row: Mapping, key: str) -> float:
-        if key == "errors_0.5" and key not in row:
-            return float(row.get("fn_0.5") or 0) + float(row.get("fp_0.5") or 0)
-        v = row.get(key)
-        return float(v) if v is not None and np.isfinite(float(v)) else 0.0
-
-    scored = [i for i, r in enumerate(rows) if r.get("scored", True)]
-    return sorted(scored, key=lambda i: tuple(-value(rows[i], k) for k in keys))[:n]
 
 
 @dataclass
@@ -44,17 +31,6 @@ class View:
     image: Path | None
     gt: np.ndarray
     pred: np.ndarray
-
-
-def _small(array: np.ndarray, side: int) -> np.ndarray:
-    """Resize (H, W[, C]) so that the long side is at most `side` (area interpolation)."""
-    h, w = array.shape[:2]
-    scale = min(1.0, side / max(h, w, 1))
-    if scale >= 1.0:
-        return array
-    return cv2.resize(
-        array, (max(round(w * scale), 1), max(round(h * scale), 1)), interpolation=cv2.INTER_AREA
-    )
 
 
 def colour_order(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -78,10 +54,10 @@ def panels(view: View, side: int = PANEL_SIDE) -> tuple[np.ndarray, np.ndarray]:
             photo = img if img.shape[:2] == (h, w) else cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
         except ImageReadError:
             pass
-    small = _small(photo, side)
+    small = shrink(photo, side)
     sh, sw = small.shape[:2]
 
-    def shrink(alphas: np.ndarray) -> np.ndarray:
+    def fit(alphas: np.ndarray) -> np.ndarray:
         return (
             np.stack([cv2.resize(a, (sw, sh), interpolation=cv2.INTER_AREA) for a in alphas])
             if len(alphas)
@@ -89,7 +65,7 @@ def panels(view: View, side: int = PANEL_SIDE) -> tuple[np.ndarray, np.ndarray]:
         )
 
     pred = colour_order(view.gt, view.pred)
-    return overlay_instances(small, shrink(view.gt)), overlay_instances(small, shrink(pred))
+    return overlay_instances(small, fit(view.gt)), overlay_instances(small, fit(pred))
 
 
 def save_worst_images(views: Sequence[View], path: str | Path, side: int = PANEL_SIDE) -> Path | None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from e2e_him.data.io import write_alpha
-from e2e_him.metrics.folders import read_mattes, same_aspect
+from e2e_him.evaluation.folders import read_mattes, same_aspect
 
 
 def _matte(h: int, w: int, value: float = 1.0) -> np.ndarray:

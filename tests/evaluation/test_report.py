@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from e2e_him.metrics.folders import Problem
-from e2e_him.metrics.offline import flatten, mean_and_std
-from e2e_him.metrics.report import markdown_tables, write_report
+from e2e_him.evaluation.folders import Problem
+from e2e_him.evaluation.offline import flatten, mean_and_std
+from e2e_him.evaluation.report import markdown_tables, write_report
 
 
 def test_flatten_prefixes_splits_only_when_there_are_several():

@@ -1,4 +1,5 @@
-"""Validation computes the cheap metrics (IMQ without Grad and Conn), the test the full set; configurable."""
+"""The metric builder: every family by name, the cheap IMQ (without Grad and Conn) that validation computes,
+the full set of the test; configurable."""
 
 from __future__ import annotations
 
@@ -6,8 +7,18 @@ import pytest
 import torch
 from torch import nn
 
-from e2e_him.metrics import IMQMetric
-from e2e_him.models.module import E2EHIMModule, LiteIMQMetric, build_metrics, validation_kinds
+from e2e_him.metrics import (
+    METRIC_KINDS,
+    HumanMattingMetrics,
+    IMQMetric,
+    InstanceMattingMetrics,
+    LiteIMQMetric,
+    MaggieMetrics,
+    TemporalMetrics,
+    build_metrics,
+    validation_kinds,
+)
+from e2e_him.models.module import E2EHIMModule
 
 
 def scene(seed: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -53,3 +64,21 @@ def test_module_validates_cheaply_and_tests_everything_unless_told():
     assert list(full.val_metrics) == ["instance", "imq"]
     with pytest.raises(ValueError, match="unknown metric kind"):
         build_metrics(["imq_fast"], (0.5,))
+
+
+def test_the_builder_makes_every_family_with_the_given_settings():
+    built = build_metrics(METRIC_KINDS, (0.6,), binarize_threshold=0.3, grad_conn=False, messddt=False)
+    assert list(built) == list(METRIC_KINDS)
+    kinds = (
+        InstanceMattingMetrics,
+        IMQMetric,
+        LiteIMQMetric,
+        HumanMattingMetrics,
+        MaggieMetrics,
+        TemporalMetrics,
+    )
+    assert [type(m) for m in built.values()] == list(kinds)
+    assert built["instance"].iou_thresholds == (0.6,) and built["instance"].binarize_threshold == 0.3
+    assert built["imq"].iou_thresholds == (0.6,) and built["imq"].binarize_threshold == 0.0  # InstMatt's
+    assert not built["human"].grad_conn and not built["maggie"].grad_conn
+    assert not any(k.startswith("MESSDdt") for k in built["temporal"].keys)

@@ -1,4 +1,4 @@
-"""Turning a data set on disk and a prediction folder into scoring tasks, and scored rows back into pictures.
+"""Turning a data set on disk and a prediction folder into scoring tasks.
 
 Where a prediction is looked for (the first folder that exists; names are the ground truth's):
 
@@ -20,11 +20,10 @@ from e2e_him.data.checks import Entry
 from e2e_him.data.checks import Problem as DataProblem
 from e2e_him.data.io import ImageReadError, image_size
 from e2e_him.data.mask_sets import MaskSetFolder, image_split, mask_stems
-from e2e_him.data.video_folder import VideoInstanceFolder, frame_key
-from e2e_him.metrics.folders import Problem, read_mattes
-from e2e_him.metrics.scoring import ImageTask, read_ground_truth
-from e2e_him.metrics.video import VideoTask
-from e2e_him.metrics.worst import View
+from e2e_him.data.video_folder import VideoInstanceFolder
+from e2e_him.evaluation.folders import Problem
+from e2e_him.evaluation.scoring import ImageTask
+from e2e_him.evaluation.video import VideoTask
 
 
 def as_problems(problems: Sequence[DataProblem], action: str) -> list[Problem]:
@@ -108,43 +107,3 @@ def video_tasks(source: VideoInstanceFolder, pred_dir: Path) -> tuple[list[Video
         looked_in = tuple(source.prediction_candidates(pred_dir, v))
         tasks.append(VideoTask(v.name, v.split or "", frames, source.prediction_dir(pred_dir, v), looked_in))
     return tasks, problems
-
-
-def image_view(task: ImageTask, title: str, resize: str) -> View:
-    """The picture data of one image task: its photo, ground truth and (resized) prediction."""
-    gt, _, problems = read_ground_truth(task)
-    if problems:
-        gt = gt.reshape(0, 1, 1)
-    size = gt.shape[-2:]
-    if task.pred is not None:
-        pred = task.pred
-    elif task.pred_folder is not None and Path(task.pred_folder).is_dir():
-        pred = read_mattes(Path(task.pred_folder), size, resize).alphas
-    else:
-        pred = gt[:0]
-    return View(title, task.image, gt, pred)
-
-
-def video_frame_view(task: VideoTask, frame: str, title: str, resize: str) -> View:
-    """The picture data of one frame of a video task."""
-    name, files, photo = next(f for f in task.frames if f[0] == frame)
-    gt_task = ImageTask(name, gt_files=tuple(files[k] for k in sorted(files, key=frame_key)), image=photo)
-    view = image_view(gt_task, title, resize)
-    if task.pred_dir is not None:
-        folder = Path(task.pred_dir)
-        match = next(
-            (d for d in folder.iterdir() if d.is_dir() and frame_key(d.name) == frame_key(frame)), None
-        )
-        if match is not None:
-            view.pred = read_mattes(match, view.gt.shape[-2:], resize).alphas
-    return view
-
-
-def row_title(row: dict) -> str:
-    """A picture title from a per_image.csv row: name, mask set, failures and error."""
-    bits = [str(row.get("mask_set", "")), str(row["name"])]
-    if "fn_0.5" in row:
-        bits.append(f"missed {row['fn_0.5']}, wrong {row['fp_0.5']} @0.5")
-    if row.get("MAD_x1e3") is not None:
-        bits.append(f"MAD x1e3 {row['MAD_x1e3']:.2f}")
-    return " | ".join(b for b in bits if b)

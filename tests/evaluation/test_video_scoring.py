@@ -10,8 +10,8 @@ from benchmark_trees import FLICKER, FRAMES, H, W, box, vhim_tree
 
 from e2e_him.data.io import write_alpha
 from e2e_him.data.video_folder import VideoInstanceFolder, frame_key, index_frames
-from e2e_him.metrics import ScoreOptions, score_videos, write_report
-from e2e_him.metrics.tasks import video_tasks
+from e2e_him.evaluation import ScoreOptions, score_videos, write_report
+from e2e_him.evaluation.tasks import video_tasks
 
 N_FLICKER = int(FLICKER[1].sum())  # 80 px at 0.5 instead of 1 in frame 3
 Q = 1 - np.round(0.5 * 255) / 255  # the flicker's error once written as an 8-bit PNG

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from e2e_him.data.io import write_alpha
-from e2e_him.metrics import iter_ground_truth, read_instance_folder, score_prediction_dir, write_report
+from e2e_him.evaluation import iter_ground_truth, read_instance_folder, score_prediction_dir, write_report
 
 
 def _write_folder(folder: Path, mattes: np.ndarray, names=None) -> None:
