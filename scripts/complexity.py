@@ -2,7 +2,7 @@
 
     python scripts/complexity.py                                   # ResNet-50, the paper's model
     python scripts/complexity.py model/backbone=swin_tiny
-    python scripts/complexity.py model/backbone=resnet50 model.net.guidance_heads=0 model.net.use_fusion=false
+    python scripts/complexity.py model.net.guidance.num_heads=0 model.net.matting.use_fusion=false
     python scripts/complexity.py experiment=<name> --size 512 --time 3 --device cuda
     python scripts/complexity.py model=release_swint              # the authors' released network
 
@@ -59,14 +59,14 @@ PARTS = {
     "ReleaseE2EHIM": {
         "stem": ["stem"],
         "backbone": ["backbone"],
-        "perception_decoder": ["context_proj", "decoder"],
-        "feature_decoder": ["feature_decoder"],
-        "perception_heads": ["class_head", "perception_kernels"],
+        "perception_decoder": ["perception.context_proj", "perception.decoder"],
+        "feature_decoder": ["perception.feature_decoder"],
+        "perception_heads": ["perception.class_head", "perception.perception_kernels"],
         "guidance": ["guidance"],
-        "fusion": ["fusion"],
-        "trimap_features": ["trimap_features"],
-        "refiner": ["refiner"],
-        "matting_kernels": ["matting_kernels"],
+        "fusion": ["matting.fusion"],
+        "trimap_features": ["matting.trimap_features"],
+        "refiner": ["matting.refiner"],
+        "matting_kernels": ["perception.matting_kernels"],
     },
 }
 

@@ -55,6 +55,8 @@ def test_bench_infer_variant_names(monkeypatch, tmp_path):
     bench = load("bench_infer", monkeypatch)
 
     class Banded(torch.nn.Conv2d):
+        supports_band_tile = True
+
         def forward(self, x, keep_scores_above=None, band_tile=None):
             return super().forward(x)
 

@@ -79,7 +79,7 @@ def test_quickstart_instantiates(tmp_path: Path):
     assert isinstance(module, E2EHIMModule) and isinstance(datamodule, HIMDataModule)
     assert isinstance(trainer, L.Trainer) and trainer.max_epochs == cfg.trainer.max_epochs
     assert {type(lg).__name__ for lg in loggers} == {"CSVLogger", "WandbLogger"}
-    assert module.net.num_queries == cfg.model.net.num_queries == datamodule.max_instances
+    assert module.net.num_queries == cfg.model.net.perception.num_queries == datamodule.max_instances
     assert cfg.callbacks.model_checkpoint.monitor == "val/REC_0.5"
 
 
@@ -88,13 +88,14 @@ def test_every_experiment_composes_with_synthetic_data(experiment: str, tmp_path
     cfg = compose_config("train", [f"experiment={experiment}", "data=synthetic"], output_dir=tmp_path)
     assert cfg.experiment_name == experiment
     assert cfg.data.train._target_.endswith("SyntheticPeople")
-    assert cfg.model.net.backbone.in_channels == cfg.model.net.stem_widths[-1]
+    assert cfg.model.net.backbone.in_channels == cfg.model.net.stem.widths[-1]
 
 
 def test_paper_defaults_match_section_iv_b(tmp_path: Path):
     cfg = compose_config("train", ["experiment=paper_r50"], output_dir=tmp_path)
     net, crit = cfg.model.net, cfg.model.criterion
-    assert (net.guidance_heads, net.num_queries, net.hidden_dim, net.dec_layers) == (2, 20, 256, 6)
+    assert (net.guidance.num_heads, net.perception.num_queries, net.hidden_dim) == (2, 20, 256)
+    assert net.perception.dec_layers == 6
     assert cfg.model.net.backbone.name == "resnet50"
     assert cfg.model.optimizer.lr == pytest.approx(8e-5) and cfg.model.weight_decay == pytest.approx(5e-4)
     assert list(cfg.model.optimizer.betas) == [0.9, 0.999]
@@ -118,7 +119,13 @@ def test_paper_defaults_match_section_iv_b(tmp_path: Path):
 )
 def test_table_vii_variants(experiment: str, expected: tuple, tmp_path: Path):
     net = compose_config("train", [f"experiment={experiment}"], output_dir=tmp_path).model.net
-    assert (net.guidance_heads, net.num_queries, net.use_fusion, net.use_refiner) == expected
+    got = (
+        net.guidance.num_heads,
+        net.perception.num_queries,
+        net.matting.use_fusion,
+        net.matting.use_refiner,
+    )
+    assert got == expected
     assert net.backbone.name == "resnet50"
 
 

@@ -76,6 +76,8 @@ def test_backend_runs_mixed_precision_where_bf16_is_native(native):
 class Recorder(torch.nn.Module):
     """The output contract from a 1x1 convolution, recording the keyword arguments of each call."""
 
+    supports_band_tile = True
+
     def __init__(self) -> None:
         super().__init__()
         self.conv, self.calls = torch.nn.Conv2d(3, 2, 1), []
@@ -86,10 +88,18 @@ class Recorder(torch.nn.Module):
         return {"pred_logits": torch.stack([maps.mean((2, 3))] * 2, -1), "alpha_fin": maps.sigmoid()}
 
 
-def test_band_tile_reaches_only_networks_that_take_it(caplog):
-    recorder = Recorder()
+class Undeclared(Recorder):
+    """Takes `band_tile` but does not declare it: the backend goes by the declaration, not the signature."""
+
+    supports_band_tile = False
+
+
+def test_band_tile_reaches_only_networks_that_declare_it(caplog):
+    recorder, undeclared = Recorder(), Undeclared()
     TorchBackend(recorder, precision="fp32", band_tile=16)(torch.randn(1, 3, 32, 32), keep_scores_above=0.5)
     assert recorder.calls == [{"keep_scores_above": 0.5, "band_tile": 16}]
+    TorchBackend(undeclared, precision="fp32", band_tile=16)(torch.randn(1, 3, 32, 32))
+    assert undeclared.calls == [{"keep_scores_above": None, "band_tile": None}]
     with caplog.at_level(logging.INFO):
         plain = TorchBackend(build_small_net(), precision="fp32", band_tile=16)
     assert plain.band_tile is None and "refines the whole image" in caplog.text

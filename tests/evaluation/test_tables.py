@@ -36,6 +36,18 @@ def fake_run(root: Path, name: str, experiment: str, net: dict, metrics: dict | 
 
 def _net(heads=2, queries=20, fusion=True, refiner=True, backbone="resnet50"):
     return {
+        "_target_": "e2e_him.models.e2e_him.E2EHIM.from_config",
+        "backbone": {"name": backbone},
+        "perception": {"num_queries": queries},
+        "guidance": {"num_heads": heads},
+        "matting": {"use_fusion": fusion, "use_refiner": refiner},
+    }
+
+
+def _earlier_net(heads=2, queries=20, fusion=True, refiner=True, backbone="resnet50"):
+    """A run dir's network config as versions before issue 23 wrote it: one flat argument list."""
+    return {
+        "_target_": "e2e_him.models.e2e_him.E2EHIM",
         "guidance_heads": heads,
         "num_queries": queries,
         "use_fusion": fusion,
@@ -48,11 +60,12 @@ def _metrics(v: float) -> dict:
     return {f"{m}_{t}": v for m in ("EMSE", "EMAD", "REC", "ACC") for t in ("0.5", "0.75")}
 
 
-def test_table7_layout_order_and_paper_columns(tmp_path: Path):
-    fake_run(tmp_path, "0_paper_r50", "paper_r50", _net(), _metrics(0.9))
-    fake_run(tmp_path, "1_var4", "var4", _net(queries=50), _metrics(0.8))
-    fake_run(tmp_path, "2_var1", "var1", _net(heads=0, fusion=False), _metrics(0.7))
-    fake_run(tmp_path, "3_var6", "var6", _net(refiner=False), None)  # failed run
+@pytest.mark.parametrize("net", [_net, _earlier_net])  # run dirs of this version and of earlier ones
+def test_table7_layout_order_and_paper_columns(tmp_path: Path, net):
+    fake_run(tmp_path, "0_paper_r50", "paper_r50", net(), _metrics(0.9))
+    fake_run(tmp_path, "1_var4", "var4", net(queries=50), _metrics(0.8))
+    fake_run(tmp_path, "2_var1", "var1", net(heads=0, fusion=False), _metrics(0.7))
+    fake_run(tmp_path, "3_var6", "var6", net(refiner=False), None)  # failed run
     runs = collect_runs(tmp_path)
     assert detect_table(runs) == "7"
     header, rows = build_table(runs, "7")

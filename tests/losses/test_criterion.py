@@ -272,8 +272,7 @@ def test_builds_from_the_proposed_hydra_config():
     cfg = OmegaConf.create(
         {
             "_target_": "e2e_him.losses.SetCriterion",
-            "matcher": {"_target_": "e2e_him.losses.HungarianMatcher", "cost_class": 1.0, "cost_focal": 1.0,
-                        "cost_dice": 1.0, "num_points": None},
+            "matcher": {"cost_class": 1.0, "cost_focal": 1.0, "cost_dice": 1.0},
             "lambda_c": 5.0, "lambda_s": 1.0, "lambda_b": 0.1, "lambda_d": 1.0, "lambda_t": 10.0,
             "lambda_alpha": 5.0, "lambda_pu": 3.0, "lambda_gu": 5.0, "lambda_p": 1.0, "lambda_m": 1.0,
             "background_weight": 0.1, "human_weight": 1.0, "cls_normalization": "num_queries",
@@ -284,6 +283,20 @@ def test_builds_from_the_proposed_hydra_config():
     assert isinstance(crit, SetCriterion) and isinstance(crit.matcher, HungarianMatcher)
     outputs, batch = hand_case()
     torch.testing.assert_close(crit(outputs, batch)["loss"], SetCriterion()(outputs, batch)["loss"])
+
+
+def test_the_matcher_reads_the_criterions_settings():
+    """One set of values (conf/model/recipe/paper.yaml sets each once): the matcher's focal, point and
+    mask-target settings are the criterion's, its cost weights its own."""
+    crit = SetCriterion(
+        matcher={"cost_dice": 2.0}, focal_alpha=0.5, focal_gamma=1.0, num_points=64, mask_target="soft"
+    )
+    m = crit.matcher
+    assert (m.cost_class, m.cost_focal, m.cost_dice) == (1.0, 1.0, 2.0)
+    assert (m.focal_alpha, m.focal_gamma, m.num_points, m.mask_target) == (0.5, 1.0, 64, "soft")
+    assert (crit.focal_alpha, crit.focal_gamma, crit.num_points, crit.mask_target) == (0.5, 1.0, 64, "soft")
+    with pytest.raises(ValueError, match=r"unknown cost weight\(s\) \['focal_alpha'\]"):
+        SetCriterion(matcher={"focal_alpha": 0.5})
 
 
 def test_bad_arguments():

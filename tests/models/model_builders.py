@@ -1,9 +1,10 @@
 """Builders shared by the model tests: backbones from their Hydra files, a narrow E2EHIM for shapes, a narrow
-released layout."""
+released layout; both from one config node per sub-network, as the configs build them."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from hydra.utils import instantiate
@@ -17,36 +18,52 @@ BACKBONE_CONF = REPO_ROOT / "conf" / "model" / "backbone"
 BACKBONES = sorted(p.stem for p in BACKBONE_CONF.glob("*.yaml"))  # every backbone config, as timm's tests
 
 # Narrow widths where a test is about shapes and wiring, not capacity (stem H/4 width 32 = backbone input).
-SMALL_NET = dict(
-    hidden_dim=32,
-    num_queries=5,
-    enc_layers=1,
-    dec_layers=2,
-    nheads=4,
-    dim_feedforward=64,
-    stem_widths=(8, 8, 16, 32),
-    class_hidden_dim=16,
-    kernel_hidden_dim=32,
-    guidance_heads=2,
-    guidance_dim=16,
-    fusion_widths=(32, 64),
-    refiner_widths=(16, 16, 8),
-    refiner_convs=(1, 1, 1),
-    trimap_channels=8,
-    alpha_channels=8,
-)
+SMALL_NET: dict[str, Any] = {
+    "hidden_dim": 32,
+    "kernel_hidden_dim": 32,
+    "stem": {"widths": (8, 8, 16, 32)},
+    "perception": {
+        "num_queries": 5,
+        "enc_layers": 1,
+        "dec_layers": 2,
+        "nheads": 4,
+        "dim_feedforward": 64,
+        "class_hidden_dim": 16,
+    },
+    "guidance": {"num_heads": 2, "guidance_dim": 16},
+    "matting": {
+        "fusion_widths": (32, 64),
+        "refiner_widths": (16, 16, 8),
+        "refiner_convs": (1, 1, 1),
+        "trimap_channels": 8,
+        "alpha_channels": 8,
+    },
+}
 
 # The released layout as narrow: its GroupNorms of 32 groups need guidance and trimap widths of 32 or more.
-SHARED_WITH_RELEASE = ("num_queries", "dec_layers", "nheads", "dim_feedforward", "stem_widths",
-                       "class_hidden_dim", "kernel_hidden_dim", "alpha_channels")  # fmt: skip
-SMALL_RELEASE_NET = dict(
-    {k: SMALL_NET[k] for k in SHARED_WITH_RELEASE},
-    hidden_dim=64,
-    dropout=0.0,
-    stem_norm_groups=(4, 4, 8, 8),
-    guidance_dim=32,
-    trimap_channels=32,
-)
+SMALL_RELEASE_NET: dict[str, Any] = {
+    "hidden_dim": 64,
+    "kernel_hidden_dim": 32,
+    "stem": {"widths": (8, 8, 16, 32), "norm_groups": (4, 4, 8, 8)},
+    "perception": {
+        "num_queries": 5,
+        "dec_layers": 2,
+        "nheads": 4,
+        "dim_feedforward": 64,
+        "dropout": 0.0,
+        "class_hidden_dim": 16,
+    },
+    "guidance": {"num_heads": 2, "guidance_dim": 32},
+    "matting": {"trimap_channels": 32, "alpha_channels": 8},
+}
+
+
+def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `overrides`: a dict for a sub-network's node updates that node, anything else replaces."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for key, value in overrides.items():
+        out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) else value
+    return out
 
 
 def build_backbone(name: str, **overrides) -> torch.nn.Module:
@@ -56,15 +73,17 @@ def build_backbone(name: str, **overrides) -> torch.nn.Module:
 
 
 def build_small_net(backbone: str = "resnet18", seed: int = 0, **overrides) -> E2EHIM:
-    """A narrow E2EHIM on a real (full-width, random) timm backbone."""
+    """A narrow E2EHIM on a real (full-width, random) timm backbone; `overrides` by node, e.g.
+    `perception={"num_queries": 6}`."""
     torch.manual_seed(seed)
-    kwargs = {**SMALL_NET, **overrides}
-    stem_out = kwargs["stem_widths"][-1]
-    return E2EHIM(build_backbone(backbone, in_channels=stem_out), **kwargs)
+    kwargs = merged(SMALL_NET, overrides)
+    stem_out = kwargs["stem"]["widths"][-1]
+    return E2EHIM.from_config(build_backbone(backbone, in_channels=stem_out), **kwargs)
 
 
 def build_small_release_net(seed: int = 0, **overrides) -> ReleaseE2EHIM:
     """A narrow ReleaseE2EHIM on a real (full-width, random) ResNet-18."""
     torch.manual_seed(seed)
-    kwargs = {**SMALL_RELEASE_NET, **overrides}
-    return ReleaseE2EHIM(build_backbone("resnet18", in_channels=kwargs["stem_widths"][-1]), **kwargs)
+    kwargs = merged(SMALL_RELEASE_NET, overrides)
+    backbone = build_backbone("resnet18", in_channels=kwargs["stem"]["widths"][-1])
+    return ReleaseE2EHIM.from_config(backbone, **kwargs)

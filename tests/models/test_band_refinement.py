@@ -109,7 +109,7 @@ def test_released_network_skips_the_stage_where_no_pixel_is_unknown(release_net,
     image = torch.randn(1, 3, 64, 64)
     calls = []
     monkeypatch.setattr(nn.Conv2d, "_conv_forward", _counting(nn.Conv2d._conv_forward, calls))
-    kernels = release_net.matting_kernels
+    kernels = release_net.perception.matting_kernels
     original = kernels.forward
 
     def background_trimaps(codes):

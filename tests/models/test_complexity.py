@@ -40,10 +40,10 @@ def test_counter_reports_flops_as_twice_the_macs():
 
 def test_config_builds_the_paper_model_with_overrides(complexity):
     cfg = complexity.compose_net(
-        ["model/backbone=resnet18", "model.net.num_queries=7", "model.net.hidden_dim=64"]
+        ["model/backbone=resnet18", "model.net.perception.num_queries=7", "model.net.hidden_dim=64"]
     )
     assert cfg.backbone._target_.endswith("TimmResNetBackbone") and cfg.backbone.name == "resnet18"
-    assert cfg.num_queries == 7 and cfg.hidden_dim == 64
+    assert cfg.perception.num_queries == 7 and cfg.hidden_dim == 64
 
 
 @pytest.mark.slow

@@ -72,7 +72,7 @@ def test_batch_of_two_equals_two_single_runs():
 
 
 def test_no_guidance_heads_means_no_guidance_parameters():  # Table VII, Var1
-    net = build_small_net(guidance_heads=0, use_fusion=False).eval()
+    net = build_small_net(guidance={"num_heads": 0}, matting={"use_fusion": False}).eval()
     assert net.guidance is None
     assert not [n for n, _ in net.named_parameters() if n.startswith("guidance")]
     assert isinstance(net.matting.fusion, ConvGNAct)
@@ -83,7 +83,7 @@ def test_no_guidance_heads_means_no_guidance_parameters():  # Table VII, Var1
 
 
 def test_four_guidance_heads():  # Table VII, Var2
-    net = build_small_net(guidance_heads=4).eval()
+    net = build_small_net(guidance={"num_heads": 4}).eval()
     assert net.matting.fusion.down[0][0][0].in_channels == C + 4 * CG
     with torch.no_grad():
         out = net(torch.randn(1, 3, 64, 64))
@@ -91,7 +91,7 @@ def test_four_guidance_heads():  # Table VII, Var2
 
 
 def test_fusion_off_removes_the_unet():  # Table VII, Var5
-    on, off = build_small_net(), build_small_net(use_fusion=False)
+    on, off = build_small_net(), build_small_net(matting={"use_fusion": False})
     assert any(isinstance(m, UNetFusion) for m in on.modules())
     assert not any(isinstance(m, UNetFusion) for m in off.modules())
     # the projection C + 2 C_g -> fusion_widths[0] = 64 -> 32 (1x1, no bias) plus its GN (2 x 32)
@@ -101,7 +101,7 @@ def test_fusion_off_removes_the_unet():  # Table VII, Var5
 
 
 def test_refiner_off_drops_the_low_level_inputs():  # Table VII, Var6
-    on, off = build_small_net(), build_small_net(use_refiner=False)
+    on, off = build_small_net(), build_small_net(matting={"use_refiner": False})
     first_in = [stage[0][0].in_channels for stage in off.matting.refiner.stages]
     # without low-level features each stage sees only the previous width (fusion 32, then 16, 16)
     assert first_in == [32, 16, 16]
@@ -114,7 +114,7 @@ def test_refiner_off_drops_the_low_level_inputs():  # Table VII, Var6
 
 @pytest.mark.parametrize("queries", [10, 20, 50])  # Table VII, Var3 / default / Var4
 def test_number_of_queries(queries):
-    net = build_small_net(num_queries=queries).eval()
+    net = build_small_net(perception={"num_queries": queries}).eval()
     assert net.num_queries == queries
     with torch.no_grad():
         out = net(torch.randn(1, 3, 64, 64))
@@ -159,7 +159,7 @@ def test_kaiming_init_of_the_non_backbone_weights():
 @pytest.mark.slow
 def test_default_resnet50_model_on_one_640_image():
     torch.manual_seed(0)
-    net = E2EHIM(build_backbone("resnet50")).eval()
+    net = E2EHIM.from_config(build_backbone("resnet50")).eval()
     with torch.no_grad():
         out = net(torch.randn(1, 3, 640, 640))
     assert out["pred_logits"].shape == (1, 20, 2)
@@ -173,4 +173,4 @@ def test_default_resnet50_model_on_one_640_image():
 
 def test_backbone_input_width_must_match_the_stem():
     with pytest.raises(ValueError, match="in_channels=128"):
-        E2EHIM(build_backbone("resnet18"), stem_widths=(8, 8, 16, 32))
+        E2EHIM.from_config(build_backbone("resnet18"), stem={"widths": (8, 8, 16, 32)})

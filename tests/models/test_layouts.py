@@ -92,6 +92,7 @@ def outputs_before_and_now(net, monkeypatch, size=(96, 128)):
     import e2e_him.models.release.feature_decoder as release_decoder
     import e2e_him.models.release.matting as release_matting
     import e2e_him.models.release.network as release_network
+    import e2e_him.models.release.perception as release_perception
 
     torch.manual_seed(1)
     net = net.eval().to(memory_format=CL)
@@ -109,7 +110,7 @@ def outputs_before_and_now(net, monkeypatch, size=(96, 128)):
                     release_network,
                 ):
                     patch.setattr(module, "cat_channels", plain_cat)
-                for module in (matting_head, release_network):
+                for module in (matting_head, release_matting, release_perception):
                     patch.setattr(module, "dynamic_conv1x1", plain_dynamic_conv)
                 patch.setattr(
                     timm_backbone, "nchw_from_tokens", lambda t, like: t.permute(0, 3, 1, 2).contiguous()

@@ -41,7 +41,7 @@ def test_scatter_leaves_no_uninitialised_slot(monkeypatch):
 @torch.no_grad()
 @pytest.mark.parametrize("threshold", [0.0, 0.5, 0.99])
 def test_paper_layout_kept_queries_are_unchanged(threshold: float):
-    net = build_small_net("resnet18", num_queries=6).eval()
+    net = build_small_net("resnet18", perception={"num_queries": 6}).eval()
     torch.manual_seed(1)
     image = torch.randn(2, 3, 64, 96)
     full, cheap = net(image), net(image, keep_scores_above=threshold)

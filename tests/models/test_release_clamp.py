@@ -1,5 +1,5 @@
 """The released layout's alpha clamp in training: the release's zero gradient outside [0, 1], or ours,
-straight through (`ReleaseE2EHIM(straight_through_clamp=)`), with the same values either way."""
+straight through (`ReleaseE2EHIM.from_config(straight_through_clamp=)`), with the same values either way."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ def run(net: ReleaseE2EHIM, monkeypatch, straight_through: bool, training: bool,
     """alpha_pred, the gradient that an L1 loss towards 0.5 leaves on alpha_raw, and that loss's own gradient
     on alpha_pred, with every raw alpha moved by `alpha_shift` (through the kernel MLP's alpha bias, as
     training would move it)."""
-    net.straight_through_clamp = straight_through
+    net.matting.straight_through_clamp = straight_through
     net.train(training)
-    kernels, original = net.matting_kernels, net.matting_kernels.forward
+    kernels = net.perception.matting_kernels
+    original = kernels.forward
 
     def shifted(codes):
         out = original(codes)

@@ -1,29 +1,123 @@
-"""Checkpoints written before the modules moved into their packages still load: the `_target_` paths they
-store are those of today after `upgrade_model_config`."""
+"""Checkpoints written by an earlier version (earlier_version/README.md) load after the re-layout of issue 23:
+their flat network configs, duplicated matcher settings and moved `_target_`s are upgraded, the released
+layout's flat state-dict keys land in its sub-networks, and the network computes the same function."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
+from omegaconf import OmegaConf
+from weights_recipe import recipe_tensor
 
 from e2e_him.models.checkpoint import load_module, stored_config
+from e2e_him.models.release.network import nest_flat_key
 from e2e_him.models.stored_configs import upgrade_model_config, upgrade_run_config
 from e2e_him.utils.config import compose_config
 from e2e_him.utils.instantiate import build, plain_config
 
+EARLIER = Path(__file__).parent / "earlier_version"
+EXPERIMENT_MODELS = json.loads((EARLIER / "experiment_models.json").read_text())
+LAYOUTS = [pytest.param("paper_smoke"), pytest.param("release_smoke", marks=pytest.mark.slow)]
 
-def test_a_checkpoint_naming_the_moved_optimiser_loads(tmp_path: Path):
-    model = plain_config(compose_config("train", ["debug=smoke"], tmp_path).model)
-    earlier = {**model, "optimizer": {**model["optimizer"], "_target_": "e2e_him.optim.build_adamw"},
-               "scheduler": {**model["scheduler"], "_target_": "e2e_him.optim.cosine_schedule"}}  # fmt: skip
-    assert upgrade_model_config(earlier) == model and upgrade_model_config(model) == model
-    torch.manual_seed(0)
-    weights = build(compose_config("train", ["debug=smoke"], tmp_path).model, "model").state_dict()
-    path = tmp_path / "earlier.ckpt"
-    torch.save({"state_dict": weights, "e2e_him_config": {"model": earlier}}, path)
-    module = load_module(path)
-    assert module.run_config["model"]["optimizer"]["_target_"] == "e2e_him.models.optim.build_adamw"
-    assert stored_config(path) == module.run_config
-    assert all(torch.equal(module.state_dict()[k], v) for k, v in weights.items())
+
+def earlier(name: str) -> dict:
+    """What the earlier version's checkpoint of `name` held: `model` config, `state_dict` keys with shapes
+    and dtypes, `parameters` names (README.md)."""
+    return json.loads((EARLIER / f"{name}.json").read_text())
+
+
+def today_key(name: str, key: str) -> str:
+    return nest_flat_key(key) if name.startswith("release") else key
+
+
+def earlier_checkpoint(name: str, path: Path) -> dict[str, torch.Tensor]:
+    """Write a checkpoint as the earlier version did (its flat config, its keys, the recipe's weights) to
+    `path`; returns the weights by earlier key."""
+    stored = earlier(name)
+    weights = {key: recipe_tensor(key, shape) for key, shape, _ in stored["state_dict"]}
+    state = {f"net.{k}": v for k, v in weights.items()}
+    torch.save({"state_dict": state, "e2e_him_config": {"model": stored["model"]}}, path)
+    return weights
+
+
+@pytest.mark.parametrize("overrides", sorted(EXPERIMENT_MODELS))
+def test_every_earlier_experiment_config_upgrades_to_todays(overrides: str, tmp_path: Path):
+    today = plain_config(compose_config("train", overrides.split(), output_dir=tmp_path).model)
+    assert upgrade_model_config(EXPERIMENT_MODELS[overrides]) == today
+    assert upgrade_model_config(today) == today  # today's configs pass unchanged
+
+
+def test_the_upgrade_moves_flat_arguments_to_their_sub_networks_and_matcher_settings_to_the_criterion():
+    old = EXPERIMENT_MODELS["experiment=var1"]
+    assert old["net"]["guidance_heads"] == 0 and old["criterion"]["matcher"]["focal_alpha"] == 0.25
+    new = upgrade_model_config(old)
+    net, criterion = new["net"], new["criterion"]
+    assert net["_target_"] == "e2e_him.models.e2e_him.E2EHIM.from_config"
+    assert net["guidance"] == {"num_heads": 0, "guidance_dim": 128}
+    assert net["matting"]["use_fusion"] is False and net["perception"]["num_queries"] == 20
+    assert net["stem"] == {"widths": [32, 32, 64, 128]} and net["hidden_dim"] == 256
+    assert criterion["matcher"] == {"cost_class": 1.0, "cost_focal": 1.0, "cost_dice": 1.0}
+    assert criterion["num_points"] is None and criterion["focal_gamma"] == 2.0
+    assert new["optimizer"]["_target_"] == "e2e_him.models.optim.build_adamw"
+    assert new["scheduler"]["_target_"] == "e2e_him.models.optim.cosine_schedule"
+    # the matcher's own point setting reaches the criterion where the criterion had none
+    old = {"criterion": {"matcher": {"_target_": "e2e_him.losses.HungarianMatcher", "num_points": 64}}}
+    assert upgrade_model_config(old)["criterion"] == {"matcher": {}, "num_points": 64}
+    release = upgrade_model_config(earlier("release_smoke")["model"])["net"]
+    assert release["_target_"] == "e2e_him.models.release.ReleaseE2EHIM.from_config"
+    assert release["stem"] == {"widths": [32, 32, 64, 128], "norm_groups": [16, 16, 32, 32]}
+    assert release["matting"] == {"trimap_channels": 256, "alpha_channels": 64}
     assert upgrade_run_config(None) is None
+    assert upgrade_run_config({"data": {"a": 1}}) == {"data": {"a": 1}}
+
+
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_the_state_dict_keeps_its_keys_shapes_and_parameter_order(name: str):
+    """Every earlier key has one key today with the same shape (the released layout's flat keys nested in
+    its sub-networks), in the same order, and so do the parameters: a resumed run's optimiser state, kept by
+    parameter position, lines up."""
+    stored = earlier(name)
+    net = build(OmegaConf.create(upgrade_model_config(stored["model"])), "model").net
+    today = net.state_dict()
+    assert [today_key(name, k) for k, _, _ in stored["state_dict"]] == list(today)
+    assert [list(today[today_key(name, k)].shape) for k, _, _ in stored["state_dict"]] == [
+        shape for _, shape, _ in stored["state_dict"]
+    ]
+    assert [today_key(name, p) for p in stored["parameters"]] == [n for n, _ in net.named_parameters()]
+
+
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_an_earlier_checkpoint_loads_with_its_weights_and_computes_the_same_outputs(
+    name: str, tmp_path: Path
+):
+    path = tmp_path / f"{name}.ckpt"
+    weights = earlier_checkpoint(name, path)
+    module = load_module(path)
+    assert module.run_config["model"]["net"]["_target_"].endswith(".from_config")
+    assert stored_config(path) == module.run_config  # train's resume warning compares today's layouts
+    state = module.net.state_dict()
+    assert all(torch.equal(state[today_key(name, k)], v) for k, v in weights.items())
+    # Lightning resumes strictly: the earlier keys load into the module with nothing missing or left over
+    plain = torch.load(path, weights_only=True)["state_dict"]
+    module.load_state_dict(plain, strict=True)
+    image = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the outputs were made: another count sums in another order
+    try:
+        with torch.no_grad():
+            out = module.net(image)
+    finally:
+        torch.set_num_threads(threads)
+    golden = np.load(EARLIER / f"{name}_outputs.npz")
+    # float32 rounding of another CPU stays far below this; a different function does not (values ~0.1-10)
+    close = {"atol": 1e-4, "rtol": 1e-4}
+    np.testing.assert_allclose(out["pred_logits"].numpy(), golden["pred_logits"], **close)
+    np.testing.assert_allclose(out["alpha_fin"].sum((2, 3)).numpy(), golden["alpha_fin_sums"], rtol=1e-4)
+    np.testing.assert_allclose(out["alpha_fin"][:, :, ::8, ::8].numpy(), golden["alpha_fin_grid"], **close)
+    np.testing.assert_allclose(
+        out["trimap_logits"][..., ::4, ::4].numpy(), golden["trimap_logits_grid"], **close
+    )

@@ -29,14 +29,16 @@ def _batch(b: int = 2, k: int = 2, size: int = 64) -> dict:
 @torch.no_grad()
 def test_default_network_is_unchanged_by_the_switch_defaults():
     a = build_small_net("resnet18", seed=0).eval()
-    b = build_small_net("resnet18", seed=0, mask_position_channels=0, masked_attention=False).eval()
+    b = build_small_net(
+        "resnet18", seed=0, perception={"mask_position_channels": 0, "masked_attention": False}
+    ).eval()
     x = torch.randn(1, 3, 64, 64)
     assert torch.equal(a(x)["alpha_fin"], b(x)["alpha_fin"])
 
 
 @torch.no_grad()
 def test_masked_attention_restricts_each_query_to_its_previous_mask():
-    net = build_small_net("resnet18", seed=0, masked_attention=True, dec_layers=3).eval()
+    net = build_small_net("resnet18", seed=0, perception={"masked_attention": True, "dec_layers": 3}).eval()
     captured = []
     layer = net.perception.decoder.layers[1].cross_attn
     hook = layer.register_forward_pre_hook(lambda m, args, kwargs: captured.append(kwargs["attn_mask"]),
@@ -52,14 +54,14 @@ def test_masked_attention_restricts_each_query_to_its_previous_mask():
 
 
 def test_position_channels_let_the_mask_kernels_read_where_a_pixel_is():
-    net = build_small_net("resnet18", seed=0, mask_position_channels=8)
+    net = build_small_net("resnet18", seed=0, perception={"mask_position_channels": 8})
     assert net.perception.mask_kernels.feature_channels == net.perception.mask_position_channels + 32
     out = net(torch.randn(1, 3, 64, 64))
     assert out["pred_masks"].shape == (1, net.num_queries, 8, 8)
 
 
 def test_person_head_loss_is_zero_weight_by_default_and_learns_when_on():
-    net = build_small_net("resnet18", seed=0, person_head=True)
+    net = build_small_net("resnet18", seed=0, perception={"person_head": True})
     batch = _batch()
     outputs = net(batch["image"])
     assert outputs["pred_person"].shape == (2, 8, 8)
@@ -70,7 +72,7 @@ def test_person_head_loss_is_zero_weight_by_default_and_learns_when_on():
 
 
 def test_aux_weight_scales_the_deep_supervision_terms():
-    net = build_small_net("resnet18", seed=0, dec_layers=3)
+    net = build_small_net("resnet18", seed=0, perception={"dec_layers": 3})
     batch = _batch()
     outputs = net(batch["image"])
     one, half = SetCriterion(aux_weight=1.0)(outputs, batch), SetCriterion(aux_weight=0.5)(outputs, batch)
@@ -79,7 +81,7 @@ def test_aux_weight_scales_the_deep_supervision_terms():
 
 
 def test_mask_prior_adds_one_kernel_weight_per_map():
-    net = build_small_net("resnet18", seed=0, mask_prior=True)
+    net = build_small_net("resnet18", seed=0, matting={"mask_prior": True})
     m = net.matting
     assert m.trimap_kernels.feature_channels == 8 + 1 and m.alpha_kernels.feature_channels == 8 + 1
     out = net(torch.randn(1, 3, 64, 64))

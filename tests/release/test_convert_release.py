@@ -58,13 +58,13 @@ def test_a_wrong_key_is_an_error_that_names_it(problem, release_state, expected)
     state = dict(release_state)
     if problem == "missing":
         del state["c8d3.4.weight"]
-        match = r"missing from the release file: our trimap_features\.2\.0\.weight"
+        match = r"missing from the release file: our matting\.trimap_features\.2\.0\.weight"
     elif problem == "unexpected":
         state["c9.0.weight"] = torch.zeros(1)
         match = r"unexpected key in the release file: c9\.0\.weight"
     else:
         state["globalfc2.layers.2.weight"] = torch.zeros(835, 512)
-        match = r"shape of globalfc2\.layers\.2\.weight: \(835, 512\) in the file, \(836, 512\) in matting"
+        match = r"globalfc2\.layers\.2\.weight: \(835, 512\) in the file, \(836, 512\) in perception\.matting"
     with pytest.raises(ReleaseKeyError, match=match):
         release_to_ours(state, expected)
 
@@ -115,8 +115,8 @@ def test_the_command_writes_a_checkpoint_that_every_app_loads(release_weights, r
     )
     assert done.returncode == 0, done.stderr
     ckpt = torch.load(out, map_location="cpu", weights_only=True)  # plain types only
-    assert ckpt["e2e_him_config"]["model"]["net"]["_target_"].endswith("ReleaseE2EHIM")
+    assert ckpt["e2e_him_config"]["model"]["net"]["_target_"].endswith("ReleaseE2EHIM.from_config")
     module = load_module(out)
     assert isinstance(module.net, ReleaseE2EHIM)
     assert torch.equal(module.net.guidance.norms[1].weight, release_state["g2.weight"])
-    assert torch.equal(module.net.refiner.stage1[2].weight, release_state["c1.2.weight"])
+    assert torch.equal(module.net.matting.refiner.stage1[2].weight, release_state["c1.2.weight"])

@@ -91,7 +91,10 @@ def test_fine_tuning_starts_from_the_release_weights(release_weights: Path, tmp_
     release = torch.load(release_weights, map_location="cpu", weights_only=True)
     assert torch.equal(ckpt["state_dict"]["net.unused.conv2.weight"], release["conv2.weight"])
     assert ckpt["global_step"] == 2
-    moved = ckpt["state_dict"]["net.class_head.layers.1.weight"] - release["globalfcnum.layers.1.weight"]
+    moved = (
+        ckpt["state_dict"]["net.perception.class_head.layers.1.weight"]
+        - release["globalfcnum.layers.1.weight"]
+    )
     assert 0 < moved.abs().max() < 0.1  # trained a little, from the release's weights
     log = (tmp_path / "csv" / "metrics.csv").read_text()
     assert "train/loss_tri" in log

@@ -16,6 +16,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from e2e_him.models.stored_configs import upgrade_model_config
+
 # Table VII (HIM-100K validation, ResNet-50): EMSE, EMAD, REC, ACC at IoU 0.75.
 PAPER_TABLE7: dict[str, dict[str, float]] = {
     "var1": {"EMSE_0.75": 0.00663, "EMAD_0.75": 0.00799, "REC_0.75": 0.92428, "ACC_0.75": 0.90323},
@@ -61,13 +63,18 @@ class Run:
 
 
 def _settings(config: dict[str, Any]) -> dict[str, Any]:
-    net = (config.get("model") or {}).get("net") or {}
+    """The switches of a run's model config, of this version or an earlier one (`upgrade_model_config`)."""
+    net = upgrade_model_config(config.get("model") or {}).get("net") or {}
     backbone = net.get("backbone") or {}
+
+    def node(name: str) -> dict[str, Any]:
+        return net.get(name) or {}
+
     return {
-        "heads": net.get("guidance_heads"),
-        "queries": net.get("num_queries"),
-        "fusion": net.get("use_fusion"),
-        "refiner": net.get("use_refiner"),
+        "heads": node("guidance").get("num_heads"),
+        "queries": node("perception").get("num_queries"),
+        "fusion": node("matting").get("use_fusion"),
+        "refiner": node("matting").get("use_refiner"),
         "backbone": backbone.get("name") or str(backbone.get("_target_", "?")).rsplit(".", 1)[-1],
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -25,6 +26,7 @@ from e2e_him.losses.functional import (
 from e2e_him.losses.matching import HungarianMatcher, Indices
 
 PERCEPTION_KEYS = ("loss_cls", "loss_focal", "loss_dice")
+MATCHER_COSTS = ("cost_class", "cost_focal", "cost_dice")  # the matcher's own values; the rest are shared
 
 
 def global_count(local: Tensor) -> Tensor:
@@ -80,9 +82,13 @@ class SetCriterion(nn.Module):
     Under DDP, while training, |Omega| and the two pixel counts are those of the whole global batch (see
     `global_count`), so that W processes with batch b give the gradients of one process with batch W * b.
 
+    The matcher and the losses read one set of values (Mask2Former's habit): the criterion builds its
+    `HungarianMatcher` from the cost weights in `matcher` and its own `focal_alpha`, `focal_gamma`,
+    `num_points` and `mask_target`.
+
     Args:
-        matcher: the matcher; None builds `HungarianMatcher` with unit weights and this criterion's focal,
-            point and mask-target settings.
+        matcher: the matcher's cost weights `cost_class`, `cost_focal`, `cost_dice` (Eq. 9-12; the paper: 1
+            each, the default for any not given).
         lambda_c, lambda_s: weights of L_cls and L_seg in L_p (Eq. 13; paper 5, 1).
         lambda_b, lambda_d: weights of the focal BCE and dice in L_seg (Eq. 15; paper 0.1, 1).
         lambda_t, lambda_alpha: weights of L_tri and L_alpha in L_m (Eq. 16; paper 10, 5).
@@ -90,22 +96,25 @@ class SetCriterion(nn.Module):
         lambda_p, lambda_m: weights of L_p and L_m in L (Eq. 19; paper 1, 1).
         background_weight, human_weight: class weights w of Eq. 14 (paper 0.1, 1).
         cls_normalization: "num_queries" (1/N as Eq. 14 is written) or "weight_sum" (torch's weighted mean).
-        focal_alpha, focal_gamma: the focal BCE's alpha and gamma (0.25, 2: Lin et al.'s sigmoid focal loss).
+        focal_alpha, focal_gamma: the focal BCE's alpha and gamma, in the matching cost (Eq. 11) and L_seg
+            (Eq. 15) (0.25, 2: Lin et al.'s sigmoid focal loss).
         trimap_gamma: gamma of the trimap focal CE (2).
         deep_supervision: add the perception loss of every intermediate decoder layer.
         person_weight: ours, 0 in the paper: weight of `loss_person`, BCE + dice of the dense "any person" map
             `outputs["pred_person"]` against the union of the people's masks (added to the total).
         aux_weight: weight of each intermediate layer's perception loss in the total (1: Mask2Former's habit;
             with D decoder layers the perception-to-matting balance of Eq. 19 becomes about D : 1).
-        num_points: None computes the mask losses on every H/8 pixel; a number samples that many points per
-            matched mask (mostly uncertain ones, Mask2Former) with the ground truth at full resolution.
+        num_points: None computes the mask costs and losses on every H/8 pixel; a number samples that many
+            points, the ground truth at full resolution: random ones per image for the matching costs, mostly
+            uncertain ones per matched mask for the losses (Mask2Former).
         oversample_ratio, importance_sample_ratio: the point sampler's settings (3, 0.75).
-        mask_target: ground-truth masks at H/8 by area averaging, "binary" (>= 0.5) or "soft".
+        mask_target: ground-truth masks at H/8 by area averaging, "binary" (>= 0.5) or "soft", for the
+            matching costs and the losses.
     """
 
     def __init__(
         self,
-        matcher: nn.Module | None = None,
+        matcher: Mapping[str, float] | None = None,
         lambda_c: float = 5.0,
         lambda_s: float = 1.0,
         lambda_b: float = 0.1,
@@ -135,14 +144,16 @@ class SetCriterion(nn.Module):
             raise ValueError(f"cls_normalization={cls_normalization!r}: choose 'num_queries' or 'weight_sum'")
         if mask_target not in ("binary", "soft"):
             raise ValueError(f"mask_target={mask_target!r}: choose 'binary' or 'soft'")
-        if matcher is None:
-            matcher = HungarianMatcher(
-                focal_alpha=focal_alpha,
-                focal_gamma=focal_gamma,
-                num_points=num_points,
-                mask_target=mask_target,
-            )
-        self.matcher = matcher
+        unknown = sorted(set(matcher or {}) - set(MATCHER_COSTS))
+        if unknown:
+            raise ValueError(f"matcher: unknown cost weight(s) {unknown}; give any of {list(MATCHER_COSTS)}")
+        self.matcher = HungarianMatcher(
+            **dict(matcher or {}),
+            num_points=num_points,
+            focal_alpha=focal_alpha,
+            focal_gamma=focal_gamma,
+            mask_target=mask_target,
+        )
         self.lambda_c, self.lambda_s = lambda_c, lambda_s  # Eq. 13
         self.lambda_b, self.lambda_d = lambda_b, lambda_d  # Eq. 15
         self.lambda_t, self.lambda_alpha = lambda_t, lambda_alpha  # Eq. 16
@@ -176,7 +187,7 @@ class SetCriterion(nn.Module):
         return b.to(device), q.to(device), t.to(device)
 
     def _match(self, layer: dict[str, Tensor], batch: dict[str, Any], gt_low: Tensor) -> Indices:
-        full_res = getattr(self.matcher, "num_points", None) is not None
+        full_res = self.num_points is not None  # sampled points read the ground truth at full resolution
         return self.matcher(layer, batch["masks"] if full_res else gt_low, batch["valid"])
 
     # ------------------------------------------------------------------------------------------ perception

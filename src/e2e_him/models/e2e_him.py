@@ -7,151 +7,101 @@ and alpha decoders). Outputs follow docs/contracts.md, section 3.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from e2e_him.models.backbones import validate_backbone
 from e2e_him.models.guidance import UnitedGuidanceNetwork
 from e2e_him.models.init import kaiming_init
+from e2e_him.models.layout import NetworkLayout
 from e2e_him.models.matting_head import InstanceMattingNetwork
 from e2e_him.models.perception import PerceptionNetwork
 from e2e_him.models.query_selection import select_queries
 from e2e_him.models.stem import DeepStem
 
-SIZE_MULTIPLE = 32
 
+class E2EHIM(NetworkLayout):
+    """The E2E-HIM network: deep stem, backbone, general perception network, united guidance network (None
+    without one) and instance matting network, built from their own config nodes by `from_config`.
 
-class E2EHIM(nn.Module):
-    """The E2E-HIM network. Defaults are the paper's (C = 256, N = 20, S = 2, fusion and refiner on); the
-    widths the paper leaves open are chosen to match its Table II size with ResNet-50 (docs/architecture.md).
-
-    Table VII's variants: `guidance_heads` 0 (Var1, with `use_fusion=False`) or 4 (Var2), `num_queries` 10
-    or 50 (Var3 / Var4), `use_fusion=False` (Var5), `use_refiner=False` (Var6).
+    Table VII's variants (conf/experiment/var*.yaml): `guidance.num_heads` 0 (Var1, with
+    `matting.use_fusion=false`) or 4 (Var2), `perception.num_queries` 10 or 50 (Var3 / Var4),
+    `matting.use_fusion=false` (Var5), `matting.use_refiner=false` (Var6).
     """
 
-    size_multiple = SIZE_MULTIPLE  # H and W of every input are multiples of this
+    supports_band_tile = False  # forward has no `band_tile`: its refiner runs on every pixel
 
     def __init__(
         self,
         backbone: nn.Module,
-        hidden_dim: int = 256,
-        num_queries: int = 20,
-        enc_layers: int = 6,
-        dec_layers: int = 6,
-        nheads: int = 8,
-        dim_feedforward: int = 2048,
-        dropout: float = 0.1,
-        stem_widths: Sequence[int] = (32, 32, 64, 128),
-        class_hidden_dim: int = 128,
-        kernel_hidden_dim: int = 512,
-        kernel_layers: int = 3,
-        decoder_blocks: int = 1,
-        guidance_heads: int = 2,
-        guidance_dim: int = 128,
-        use_fusion: bool = True,
-        fusion_widths: Sequence[int] = (320, 640, 1280),
-        use_refiner: bool = True,
-        refiner_widths: Sequence[int] = (256, 128, 64),
-        refiner_convs: Sequence[int] = (2, 2, 2),
-        trimap_channels: int = 32,
-        alpha_channels: int = 64,
-        mask_position_channels: int = 0,
-        masked_attention: bool = False,
-        person_head: bool = False,
-        mask_prior: bool = False,
+        stem: DeepStem,
+        perception: PerceptionNetwork,
+        guidance: UnitedGuidanceNetwork | None,
+        matting: InstanceMattingNetwork,
     ) -> None:
         """Args:
-        backbone: a built backbone (models/backbones contract) whose `in_channels` equals stem_widths[-1].
-        hidden_dim: C, the width of F_c, F_dc, X and the transformer (paper: 256).
-        num_queries: N (paper: 20).
-        enc_layers: transformer encoder layers over the H/16 context features.
-        dec_layers: perception decoder layers (paper: 6).
-        nheads: attention heads (release: 8).
-        dim_feedforward: transformer FFN width (release: 2048).
-        dropout: transformer dropout (release: 0.1).
-        stem_widths: deep stem widths (release: 32, 32, 64 at H/2, 128 at H/4).
-        class_hidden_dim: hidden width of the class MLP (release: 128).
-        kernel_hidden_dim: hidden width of every kernel MLP (release: 512).
-        kernel_layers: depth of every kernel MLP (release: 3).
-        decoder_blocks: residual bottleneck blocks per level of the feature decoder.
-        guidance_heads: S (paper: 2); 0 removes the united guidance network.
-        guidance_dim: C_g, channels of each head's guidance (release: 128).
-        use_fusion: the U-Net feature fusion.
-        fusion_widths: U-Net widths from H/8 down.
-        use_refiner: bring the stem's low-level features and the image back in the refiner.
-        refiner_widths: refiner widths at H/4, H/2, H.
-        refiner_convs: 3x3 convolutions per refiner stage.
-        trimap_channels: C_tri.
-        alpha_channels: C_alpha (release: 64).
-        mask_position_channels, masked_attention, person_head: training aids of ours, off in the paper's
-            experiments (PerceptionNetwork); mask_prior: ours, off (InstanceMattingNetwork).
+        backbone: a built backbone (models/backbones contract) reading the stem's H/4 map.
+        stem: the deep stem, whose H/2 and H/4 maps the refiner reads back.
+        perception: the general perception network over the backbone's maps (Section III-A).
+        guidance: the united guidance network (Section III-B), or None (Table VII, Var1).
+        matting: the instance matting network (Section III-C).
+
+        The stem, perception, guidance and matting weights are (re)initialised here, Kaiming (Section IV-B);
+        the backbone keeps its own.
         """
-        super().__init__()
-        validate_backbone(backbone)
-        stem_widths = list(stem_widths)
-        backbone_in = getattr(backbone, "in_channels", stem_widths[-1])
-        if backbone_in != stem_widths[-1]:
+        backbone_in = getattr(backbone, "in_channels", stem.channels[1])
+        if backbone_in != stem.channels[1]:
             raise ValueError(
-                f"backbone.in_channels={backbone_in} must equal the stem's H/4 width stem_widths[-1]="
-                f"{stem_widths[-1]}"
+                f"backbone.in_channels={backbone_in} must equal the stem's H/4 width {stem.channels[1]} "
+                "(stem.widths[-1])"
             )
-        self.stem = DeepStem(3, stem_widths)
-        self.backbone = backbone
-        self.perception = PerceptionNetwork(
-            list(backbone.channels),
-            hidden_dim=hidden_dim,
-            num_queries=num_queries,
-            enc_layers=enc_layers,
-            dec_layers=dec_layers,
-            nheads=nheads,
-            dim_feedforward=dim_feedforward,
-            dropout=dropout,
-            class_hidden_dim=class_hidden_dim,
-            kernel_hidden_dim=kernel_hidden_dim,
-            kernel_layers=kernel_layers,
-            decoder_blocks=decoder_blocks,
-            mask_position_channels=mask_position_channels,
-            masked_attention=masked_attention,
-            person_head=person_head,
-        )
-        if guidance_heads < 0:
-            raise ValueError(f"guidance_heads must be >= 0, got {guidance_heads}")
-        self.guidance = None
-        if guidance_heads > 0:
-            self.guidance = UnitedGuidanceNetwork(
-                guidance_heads,
-                hidden_dim,
-                guidance_dim,
-                kernel_hidden_dim=kernel_hidden_dim,
-                kernel_layers=kernel_layers,
-            )
-        self.matting = InstanceMattingNetwork(
-            hidden_dim=hidden_dim,
-            guidance_channels=guidance_heads * guidance_dim,
-            stem_channels=self.stem.channels,
-            use_fusion=use_fusion,
-            fusion_widths=list(fusion_widths),
-            use_refiner=use_refiner,
-            refiner_widths=list(refiner_widths),
-            refiner_convs=list(refiner_convs),
-            trimap_channels=trimap_channels,
-            alpha_channels=alpha_channels,
-            kernel_hidden_dim=kernel_hidden_dim,
-            kernel_layers=kernel_layers,
-            mask_prior=mask_prior,
-        )
+        super().__init__(backbone, stem, perception, guidance, matting)
         for part in (self.stem, self.perception, self.guidance, self.matting):
             if part is not None:
                 kaiming_init(part)
         if self.perception.person_head is not None:  # starts near p = 0.5 everywhere
             nn.init.normal_(self.perception.person_head.weight, std=0.01)
 
-    @property
-    def num_queries(self) -> int:
-        return self.perception.num_queries
+    @classmethod
+    def build_parts(
+        cls, backbone: nn.Module, nodes: dict[str, dict[str, Any]], shared: dict[str, Any]
+    ) -> tuple:
+        """The sub-networks of `from_config` (conf/model/e2e_him.yaml). Defaults are the paper's (C = 256,
+        N = 20, S = 2, fusion and refiner on); the widths the paper leaves open are chosen to match its Table
+        II size with ResNet-50 (docs/architecture.md).
+
+        Args:
+            backbone: the built backbone.
+            nodes: each sub-network's config node, by name:
+                stem: `DeepStem` arguments (`widths`; release: 32, 32, 64 at H/2, 128 at H/4).
+                perception: `PerceptionNetwork` arguments but its widths (`num_queries`, `enc_layers`,
+                    `dec_layers`, `nheads`, `dim_feedforward`, `dropout`, `class_hidden_dim`, `decoder_blocks`
+                    and the training aids `mask_position_channels`, `masked_attention`, `person_head`).
+                guidance: `UnitedGuidanceNetwork` arguments but its widths (`num_heads` S, 0 for none;
+                    `guidance_dim` C_g).
+                matting: `InstanceMattingNetwork` arguments but its input widths (`use_fusion`,
+                    `fusion_widths`, `use_refiner`, `refiner_widths`, `refiner_convs`, `trimap_channels`,
+                    `alpha_channels`, `mask_prior`).
+            shared: C (`hidden_dim`) and the kernel MLPs' `kernel_hidden_dim`, `kernel_layers`.
+        """
+        guidance = dict(nodes["guidance"])
+        built_stem = DeepStem(3, **nodes["stem"])
+        built_perception = PerceptionNetwork(list(backbone.channels), **shared, **nodes["perception"])
+        heads = guidance.pop("num_heads", 2)
+        if heads < 0:
+            raise ValueError(f"guidance.num_heads must be >= 0, got {heads}")
+        built_guidance = None
+        if heads > 0:
+            built_guidance = UnitedGuidanceNetwork(heads, **shared, **guidance)
+        guidance_channels = heads * (built_guidance.guidance_dim if built_guidance else 0)
+        built_matting = InstanceMattingNetwork(
+            guidance_channels=guidance_channels,
+            stem_channels=built_stem.channels,
+            **shared,
+            **nodes["matting"],
+        )
+        return built_stem, built_perception, built_guidance, built_matting
 
     def alpha_only_parts(self) -> list[nn.Module]:
         """The sub-modules whose outputs reach alpha_pred only (not the class or trimap logits): the refiner's
@@ -166,9 +116,7 @@ class E2EHIM(nn.Module):
 
         `keep_scores_above`: at inference, decode trimaps and mattes only for queries whose p(human) can
         pass this post-processing threshold (zeros for the others; models/query_selection.py)."""
-        h, w = image.shape[-2:]
-        if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
-            raise ValueError(f"E2EHIM needs H and W multiples of {SIZE_MULTIPLE}, got an input of {h}x{w}")
+        self.check_input(image)
         half, quarter = self.stem(image)  # (B, 64, H/2, W/2), (B, 128, H/4, W/4)
         features = self.backbone(quarter)  # strides 4, 8, 16, 32
         perception = self.perception(features)

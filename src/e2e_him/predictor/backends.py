@@ -6,7 +6,6 @@ reads, in float32."""
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import logging
 from pathlib import Path
@@ -37,7 +36,8 @@ class TorchBackend:
         channels_last: NHWC memory format for the weights and the input (oneDNN's fast layout on CPU).
         compile: wrap the network in `torch.compile` (slow first call per input size; ours, not the paper's).
         band_tile: run the full-resolution refinement only on tiles of this size that hold unknown pixels,
-            where the network can (the released layout: models/release/band.py; alpha_fin unchanged); None:
+            where the network declares it can (`supports_band_tile`: the released layout,
+            models/release/band.py; alpha_fin unchanged); None:
             the whole image. Ours, not the paper's.
     """
 
@@ -61,7 +61,8 @@ class TorchBackend:
         self.parts = alpha_only_parts(net) if self.precision == "mixed" else []
         if band_tile is not None:  # refused up front, whichever the layout (32: the contract's multiple)
             check_tile(band_tile, getattr(net, "size_multiple", 32))
-        self.band_tile = band_tile if "band_tile" in inspect.signature(net.forward).parameters else None
+        # a layout declares whether its forward takes `band_tile` (`supports_band_tile`)
+        self.band_tile = band_tile if getattr(net, "supports_band_tile", False) else None
         if band_tile and self.band_tile is None:
             log.info("band_tile=%s: %s refines the whole image (only the released layout can skip tiles)",
                      band_tile, type(net).__name__)  # fmt: skip

@@ -20,6 +20,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor
 
+from e2e_him.models.release.network import nest_flat_key
 from e2e_him.utils.config import compose_config
 from e2e_him.utils.instantiate import build, plain_config
 
@@ -77,7 +78,8 @@ def _stack_rules(release: str, ours: str, pattern: Sequence[str]) -> list[tuple[
 
 
 def release_rules(decoder_layers: int = DECODER_LAYERS, swin_depths: Sequence[int] = SWIN_DEPTHS):
-    """(release key prefix, our key prefix) pairs that rename every key of the release's state dict."""
+    """(release key prefix, our key prefix) pairs that rename every key of the release's state dict (our
+    prefixes written as the parts' names, placed in their sub-networks by `nest_flat_key`)."""
     rules = [("res1.0.", "stem.layers_h2.2.0."), ("res1.1.", "stem.layers_h2.2.1."),
              ("ds1.0.", "stem.layer_h4.0."), ("ds1.1.", "stem.layer_h4.1."),
              ("trans.patch_embed.", "backbone.body.patch_embed."),
@@ -108,7 +110,7 @@ def release_rules(decoder_layers: int = DECODER_LAYERS, swin_depths: Sequence[in
         rules += [(f"{a}norm{k}.", f"{b}norm{k}.") for k in (1, 2, 3)]
     for release, (ours, pattern) in _STACKS.items():
         rules += _stack_rules(release, ours, pattern)
-    return rules
+    return [(theirs, nest_flat_key(ours)) for theirs, ours in rules]
 
 
 def _rename(key: str, rules: Sequence[tuple[str, str]]) -> str | None:

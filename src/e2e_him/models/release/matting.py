@@ -1,12 +1,17 @@
-"""The released network's instance matting part: fusion U-Net with position attention, trimap features at
-H/8, and a refiner to full resolution (Section III-C as the authors' network builds it)."""
+"""The released network's instance matting network (Section III-C as the authors' network builds it): fusion
+U-Net with position attention, trimap features at H/8, a refiner to full resolution, and the dynamic trimap
+and alpha decoders."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from e2e_him.models.dynamic import dynamic_conv1x1, per_image_conv1x1
 from e2e_him.models.layers import cat_channels
+from e2e_him.models.matting_head import fuse_alpha, trimap_regions
 from e2e_him.models.release.band import stage_on_band
 from e2e_him.models.release.blocks import PositionAttention, conv_gn, stage
 from e2e_him.models.release.feature_decoder import upsample2
@@ -120,3 +125,87 @@ class ReleaseRefiner(nn.Module):
         r2 = self.stage2(cat_channels((upsample2(r4), stem2)))
         r1 = cat_channels((upsample2(r2), image))  # (B, w2 + 3, H, W)
         return self.stage1(r1) if band is None else stage_on_band(self.stage1, r1, band, tile)
+
+
+class ReleaseMatting(nn.Module):
+    """cat[G_All, F_dc, sigmoid(M_pred)], F_16, the backbone's and the stem's maps, the image and each decoded
+    query's trimap and alpha kernels -> `trimap_logits` (B, K, 3, H/8, W/8), `alpha_raw`, `alpha_pred` and
+    `alpha_fin` (B, K, H, W).
+
+    `ReleaseFusion` -> F_tri at H/8 (`trimap_features`) and `ReleaseRefiner` -> F_alpha at H; T_pred =
+    Conv(F_tri, k_tri) + B(b_tri) (Eq. 6); alpha_pred = the raw alpha clamped to [0, 1] (the release; the
+    paper's Eq. 7 has a sigmoid), whose gradient passes the clamp straight through in training with
+    `straight_through_clamp` (ours: the release's clamp has none outside [0, 1], so a raw alpha pushed
+    below 0 everywhere never comes back); alpha_fin by Eq. 8.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        backbone_channels: Sequence[int] = (96, 192, 384, 768),
+        stem_channels: Sequence[int] = (64, 128),
+        trimap_channels: int = 256,
+        alpha_channels: int = 64,
+        release_rounding: bool = False,
+        straight_through_clamp: bool = False,
+    ) -> None:
+        """Args:
+        in_channels: S * C_g + C + N (guidance, F_dc and one mask per query).
+        backbone_channels: the backbone's widths at strides 4, 8, 16, 32.
+        stem_channels: the stem's H/2 and H/4 widths.
+        trimap_channels: C_tri (the release: 256, at H/8).
+        alpha_channels: C_alpha.
+        release_rounding: the dynamic convolutions in the release's float32 order, one image at a time.
+        straight_through_clamp: in training, alpha_pred's gradient reaches alpha_raw also where the clamp
+            cuts it (ours; the forward values are the clamp's, bit for bit; inference is unchanged).
+        """
+        super().__init__()
+        b4, b8, b16, b32 = backbone_channels
+        half, quarter = stem_channels
+        self.fusion = ReleaseFusion(in_channels, (b8, b16, b32))
+        self.trimap_features = trimap_features(out_channels=trimap_channels)
+        self.refiner = ReleaseRefiner(low_level_channels=(b4, quarter, half), alpha_channels=alpha_channels)
+        self.dynamic_conv = per_image_conv1x1 if release_rounding else dynamic_conv1x1
+        self.straight_through_clamp = straight_through_clamp
+
+    def forward(
+        self,
+        features: torch.Tensor,
+        f16: torch.Tensor,
+        maps: Sequence[torch.Tensor],
+        low_level: tuple[torch.Tensor, torch.Tensor],
+        image: torch.Tensor,
+        kernels: dict[str, torch.Tensor],
+        band_tile: int | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Args:
+        features: cat[G_All, F_dc, sigmoid(M_pred)] (B, in_channels, H/8, W/8).
+        f16: F_16 (B, 512, H/16, W/16).
+        maps: the backbone's maps at strides 4, 8, 16, 32.
+        low_level: the stem's (H/2, H/4) maps.
+        image: (B, 3, H, W), the normalised input.
+        kernels: `matting_kernels` of the decoded queries (B, K, ...).
+        band_tile: at inference, the refiner's full-resolution stage only on the tiles of this size that
+            hold unknown pixels of a decoded query (alpha_fin unchanged; models/release/band.py).
+        """
+        x4, x8, x16, x32 = maps
+        half, quarter = low_level
+        fused = self.fusion(features, f16, x8, x16, x32)  # (B, 512, H/8, W/8)
+        tri = self.trimap_features(fused)  # F_tri (B, C_tri, H/8, W/8)
+        trimap_logits = self.dynamic_conv(tri, kernels["trimap_kernels"], kernels["trimap_biases"])  # Eq. 6
+        regions, band = None, None
+        if band_tile is not None and not self.training:
+            regions = trimap_regions(trimap_logits, image.shape[-2:])  # U_pred, F_pred (B, K, H, W)
+            band = regions[0].any(dim=1)  # (B, H, W): unknown for some decoded query
+        alpha_features = self.refiner(fused, x4, quarter, half, image, band, band_tile)  # (B, C_alpha, H, W)
+        alpha_raw = self.dynamic_conv(alpha_features, kernels["alpha_kernel"], kernels["alpha_bias"])[:, :, 0]
+        alpha_pred = alpha_raw.clamp(0.0, 1.0)  # Eq. 7 with the release's clamp
+        if self.straight_through_clamp and self.training:
+            # the clamp's values (+ 0), the identity's gradient
+            alpha_pred = alpha_pred.detach() + (alpha_raw - alpha_raw.detach())
+        return {
+            "trimap_logits": trimap_logits,
+            "alpha_pred": alpha_pred,
+            "alpha_raw": alpha_raw,
+            "alpha_fin": fuse_alpha(alpha_pred, trimap_logits, regions),  # Eq. 8
+        }

@@ -2,153 +2,155 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from e2e_him.models.backbones import validate_backbone
-from e2e_him.models.dynamic import SplitKernelMLP, dynamic_conv1x1, per_image_conv1x1
 from e2e_him.models.init import kaiming_init
-from e2e_him.models.layers import MLP, cat_channels
-from e2e_him.models.matting_head import fuse_alpha, trimap_regions
+from e2e_him.models.layers import cat_channels
+from e2e_him.models.layout import NetworkLayout
 from e2e_him.models.query_selection import gather_queries, scatter_queries, select_queries
-from e2e_him.models.release.blocks import conv_gn
-from e2e_him.models.release.feature_decoder import ReleaseFeatureDecoder
 from e2e_him.models.release.guidance import ReleaseGuidance
-from e2e_him.models.release.matting import ReleaseFusion, ReleaseRefiner, trimap_features
+from e2e_him.models.release.matting import ReleaseMatting
+from e2e_him.models.release.perception import ReleasePerception
 from e2e_him.models.stem import DeepStem
-from e2e_him.models.transformer import TransformerDecoder
 
-SIZE_MULTIPLE = 32
 # Tensors of the release's state dict that its forward never reads (two 1x1 convs of F_dc). They are kept as
 # buffers so that a converted checkpoint maps back onto the release's keys one to one.
 UNUSED_RELEASE_TENSORS = {"conv1.weight": (1, 256, 1, 1), "conv1.bias": (1,), "conv2.weight": (1, 256, 1, 1),
                           "conv2.bias": (1,)}  # fmt: skip
+# Checkpoints written before the network held its parts in sub-networks keep them at the top of its state
+# dict (`net.refiner.*`): their first key part -> the sub-network that holds it now (`net.matting.refiner.*`).
+_PERCEPTION_PARTS = ("context_proj", "query_embed", "decoder", "class_head", "perception_kernels",
+                     "matting_kernels", "feature_decoder")  # fmt: skip
+FLAT_LAYOUT_PARTS = {
+    **dict.fromkeys(_PERCEPTION_PARTS, "perception"),
+    **dict.fromkeys(("fusion", "trimap_features", "refiner"), "matting"),
+}
 
 
-class ReleaseE2EHIM(nn.Module):
+def nest_flat_key(key: str) -> str:
+    """A state-dict key of the flat layout (relative to the network) in today's: `refiner.x` ->
+    `matting.refiner.x`; other keys unchanged."""
+    head = key.split(".", 1)[0]
+    return f"{FLAT_LAYOUT_PARTS[head]}.{key}" if head in FLAT_LAYOUT_PARTS else key
+
+
+def _nest_flat_keys(module: nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    """load_state_dict pre-hook: rename the flat layout's keys under `prefix` in place (`nest_flat_key`)."""
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        nested = prefix + nest_flat_key(key[len(prefix) :])
+        if nested != key and nested not in state_dict:
+            state_dict[nested] = state_dict.pop(key)
+
+
+class ReleaseE2EHIM(NetworkLayout):
     """The released E2E-HIM network with the output contract of `E2EHIM` (docs/contracts.md, section 3).
 
-    Deep stem -> Swin-T -> (no encoder) a 1x1 conv-GN-ReLU of the H/32 map is the decoder's memory, read
-    without positions by a 6-layer DETR decoder with N learned queries -> latent codes X, class logits; X with
-    its class probabilities drives two shared kernel MLPs (affinity kernels of every guidance head and the
-    segmentation kernel; trimap and alpha kernels). The trimap logits are at H/8; `alpha_pred` is the raw
-    alpha clamped to [0, 1] (the paper: a sigmoid), `alpha_raw` the value before the clamp. In training the
-    clamp can pass its gradient straight through (`straight_through_clamp`, ours): the release's exact clamp
-    has none outside [0, 1], so a raw alpha pushed below 0 everywhere never comes back.
+    Deep stem -> Swin-T -> `ReleasePerception` (no encoder; a decoder over the H/32 map, the codes with their
+    class probabilities, every dynamic kernel, F_dc) -> `ReleaseGuidance` (S heads) -> `ReleaseMatting`
+    (fusion U-Net, trimap logits at H/8, refiner; `alpha_pred` is the raw alpha clamped to [0, 1], the
+    paper: a sigmoid; `alpha_raw` the value before the clamp).
 
-    Defaults are the release's (C = 256, N = 20, S = 2, C_g = 128, C_tri = 256, C_alpha = 64).
+    Built by `from_config`; defaults are the release's (C = 256, N = 20, S = 2, C_g = 128, C_tri = 256,
+    C_alpha = 64). Loads the state dicts of checkpoints written before its parts were grouped
+    (`FLAT_LAYOUT_PARTS`).
     """
 
-    size_multiple = SIZE_MULTIPLE  # H and W of every input are multiples of this
+    supports_band_tile = True  # forward takes `band_tile`: the refiner's last stage on the band's tiles only
 
     def __init__(
         self,
         backbone: nn.Module,
-        hidden_dim: int = 256,
-        num_queries: int = 20,
-        dec_layers: int = 6,
-        nheads: int = 8,
-        dim_feedforward: int = 2048,
-        dropout: float = 0.1,
-        stem_widths: Sequence[int] = (32, 32, 64, 128),
-        stem_norm_groups: Sequence[int] = (16, 16, 32, 32),
-        class_hidden_dim: int = 128,
-        kernel_hidden_dim: int = 512,
-        kernel_layers: int = 3,
-        guidance_heads: int = 2,
-        guidance_dim: int = 128,
-        trimap_channels: int = 256,
-        alpha_channels: int = 64,
-        release_rounding: bool = False,
-        straight_through_clamp: bool = False,
+        stem: DeepStem,
+        perception: ReleasePerception,
+        guidance: ReleaseGuidance,
+        matting: ReleaseMatting,
     ) -> None:
         """Args:
         backbone: a built backbone (models/backbones contract) reading the stem's H/4 map; the release: Swin-T
             with `out_norm_levels` [0, 1, 2, 3] and `window_padding` "pad_then_shift".
-        hidden_dim: C, the width of the decoder, X and F_dc.
-        num_queries: N.
-        dec_layers: perception decoder layers.
-        nheads: decoder attention heads.
-        dim_feedforward: decoder FFN width.
-        dropout: decoder dropout.
-        stem_widths: deep stem widths.
-        stem_norm_groups: the stem's GroupNorm groups.
-        class_hidden_dim: hidden width of the class MLP.
-        kernel_hidden_dim: hidden width of the two kernel MLPs.
-        kernel_layers: depth of the two kernel MLPs.
-        guidance_heads: S (>= 1).
-        guidance_dim: C_g of each head.
-        trimap_channels: C_tri (the release: 256, at H/8).
-        alpha_channels: C_alpha.
-        release_rounding: compute the decoder's attention, the guidance and the dynamic convolutions in the
-            release's float32 order, bit for bit (explicit attention products, `ReleaseGuidance`,
-            `per_image_conv1x1`; for comparisons with the authors' network: slower, and the torchscript ONNX
-            exporter cannot take it); off: the same function with PyTorch's fused attention and einsums.
-        straight_through_clamp: in training, alpha_pred's gradient reaches alpha_raw also where the clamp
-            cuts it (ours; the forward values are the clamp's, bit for bit; inference is unchanged); off: the
-            release's clamp, whose zero gradient outside [0, 1] lets the alpha output die from random weights.
+        stem: the deep stem (the release: biases, GroupNorms of 16, 16, 32, 32 groups).
+        perception: the perception network over the backbone's maps.
+        guidance: the united guidance (S >= 1 heads).
+        matting: the instance matting network.
+
+        Every part but the backbone is (re)initialised here, Kaiming (the learned queries keep N(0, 1)).
         """
-        super().__init__()
-        validate_backbone(backbone)
-        if guidance_heads < 1:
-            raise ValueError(f"the released layout needs guidance_heads >= 1, got {guidance_heads}")
-        b4, b8, b16, b32 = backbone.channels
-        c, n, s = hidden_dim, num_queries, guidance_heads
-        self.stem = DeepStem(3, stem_widths, conv_bias=True, norm_groups=stem_norm_groups)
-        self.backbone = backbone
-        self.context_proj = conv_gn(b32, c, 1, 32)
-        self.query_embed = nn.Embedding(n, c)
-        self.decoder = TransformerDecoder(
-            dec_layers, c, nheads, dim_feedforward, dropout, explicit_attention=release_rounding
-        )
-        self.class_head = MLP(c, class_hidden_dim, 2, num_layers=2)
-        code_dim = c + 2  # X with its class probabilities
-        self.perception_kernels = SplitKernelMLP(
-            code_dim,
-            kernel_hidden_dim,
-            kernel_layers,
-            {"affinity_kernels": (s, c), "affinity_biases": (s,), "mask_kernel": (c,), "mask_bias": ()},
-        )
-        self.matting_kernels = SplitKernelMLP(
-            code_dim,
-            kernel_hidden_dim,
-            kernel_layers,
-            {
-                "trimap_kernels": (3, trimap_channels),
-                "trimap_biases": (3,),
-                "alpha_kernel": (1, alpha_channels),
-                "alpha_bias": (1,),
-            },
-        )
-        self.feature_decoder = ReleaseFeatureDecoder((b8, b16, b32), hidden_dim=c)
-        self.guidance = ReleaseGuidance(s, c, code_dim, guidance_dim, release_rounding)
-        self.dynamic_conv = per_image_conv1x1 if release_rounding else dynamic_conv1x1
-        self.straight_through_clamp = straight_through_clamp
-        self.fusion = ReleaseFusion(s * guidance_dim + c + n, (b8, b16, b32))
-        self.trimap_features = trimap_features(out_channels=trimap_channels)
-        self.refiner = ReleaseRefiner(low_level_channels=(b4, stem_widths[3], stem_widths[2]),
-                                      alpha_channels=alpha_channels)  # fmt: skip
+        super().__init__(backbone, stem, perception, guidance, matting)
         self.unused = nn.Module()
         for key, shape in UNUSED_RELEASE_TENSORS.items():
             name, attr = key.split(".")
             if not hasattr(self.unused, name):
                 self.unused.add_module(name, nn.Module())
             getattr(self.unused, name).register_buffer(attr, torch.zeros(shape))
-        for part in (self.stem, self.context_proj, self.decoder, self.class_head, self.perception_kernels,
-                     self.matting_kernels, self.feature_decoder, self.guidance, self.fusion,
-                     self.trimap_features, self.refiner):  # fmt: skip
+        for part in (self.stem, self.perception, self.guidance, self.matting):
             kaiming_init(part)
+        self.register_load_state_dict_pre_hook(_nest_flat_keys)
 
-    @property
-    def num_queries(self) -> int:
-        return self.query_embed.num_embeddings
+    @classmethod
+    def build_parts(
+        cls,
+        backbone: nn.Module,
+        nodes: dict[str, dict[str, Any]],
+        shared: dict[str, Any],
+        release_rounding: bool = False,
+        straight_through_clamp: bool = False,
+    ) -> tuple:
+        """The parts of `from_config` (conf/model/release_swint.yaml).
+
+        Args:
+            backbone: the built backbone.
+            nodes: each part's config node, by name:
+                stem: `DeepStem` arguments (`widths`, `norm_groups`; biases always, as the release).
+                perception: `ReleasePerception` arguments but its widths (`num_queries`, `dec_layers`,
+                    `nheads`, `dim_feedforward`, `dropout`, `class_hidden_dim`).
+                guidance: `num_heads` S (>= 1) and `guidance_dim` C_g.
+                matting: `trimap_channels` C_tri (256, at H/8; the paper: H/2) and `alpha_channels` C_alpha.
+            shared: C (`hidden_dim`) and the two kernel MLPs' `kernel_hidden_dim`, `kernel_layers`.
+            release_rounding: compute the decoder's attention, the guidance and the dynamic convolutions in
+                the release's float32 order, bit for bit (explicit attention products, `ReleaseGuidance`,
+                `per_image_conv1x1`; for comparisons with the authors' network: slower, and the torchscript
+                ONNX exporter cannot take it); off: the same function with fused attention and einsums.
+            straight_through_clamp: in training, alpha_pred's gradient reaches alpha_raw also where the clamp
+                cuts it (ours; `ReleaseMatting`); off: the release's clamp, whose zero gradient outside
+                [0, 1] lets the alpha output die from random weights.
+        """
+        stem = {"norm_groups": (16, 16, 32, 32), **nodes["stem"]}
+        guidance = {"num_heads": 2, "guidance_dim": 128, **nodes["guidance"]}
+        matting = {"trimap_channels": 256, "alpha_channels": 64, **nodes["matting"]}
+        heads, guidance_dim, c = guidance["num_heads"], guidance["guidance_dim"], shared["hidden_dim"]
+        if heads < 1:
+            raise ValueError(f"the released layout needs guidance.num_heads >= 1, got {heads}")
+        if set(guidance) - {"num_heads", "guidance_dim"}:
+            raise TypeError(
+                f"guidance: unexpected argument(s) {sorted(set(guidance) - {'num_heads', 'guidance_dim'})}"
+            )
+        built_stem = DeepStem(3, conv_bias=True, **stem)
+        built_perception = ReleasePerception(
+            list(backbone.channels),
+            **shared,
+            guidance_heads=heads,
+            trimap_channels=matting["trimap_channels"],
+            alpha_channels=matting["alpha_channels"],
+            release_rounding=release_rounding,
+            **nodes["perception"],
+        )
+        built_guidance = ReleaseGuidance(heads, c, c + 2, guidance_dim, release_rounding)  # codes: X + p
+        built_matting = ReleaseMatting(
+            heads * guidance_dim + c + built_perception.num_queries,
+            list(backbone.channels),
+            built_stem.channels,
+            release_rounding=release_rounding,
+            straight_through_clamp=straight_through_clamp,
+            **matting,
+        )
+        return built_stem, built_perception, built_guidance, built_matting
 
     def alpha_only_parts(self) -> list[nn.Module]:
         """The sub-modules whose outputs reach alpha_pred alone, not class or trimap logits: the refiner."""
-        return [self.refiner]
+        return [self.matting.refiner]
 
     def forward(
         self, image: torch.Tensor, keep_scores_above: float | None = None, band_tile: int | None = None
@@ -161,63 +163,29 @@ class ReleaseE2EHIM(nn.Module):
         `band_tile`: at inference, run the refiner's full-resolution stage only on tiles of this size that
         hold unknown pixels of a decoded query (ours; alpha_fin is unchanged, alpha_raw and alpha_pred are
         then valid on those tiles only; models/release/band.py)."""
-        h, w = image.shape[-2:]
-        if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
-            raise ValueError(f"ReleaseE2EHIM needs H and W multiples of {SIZE_MULTIPLE}, got {h}x{w}")
+        self.check_input(image)
         half, quarter = self.stem(image)  # (B, 64, H/2, W/2), (B, 128, H/4, W/4)
-        x4, x8, x16, x32 = self.backbone(quarter)
-        context = self.context_proj(x32)  # (B, C, H/32, W/32)
-        memory = context.flatten(2).transpose(1, 2)  # (B, L, C)
-        query_pos = self.query_embed.weight.unsqueeze(0).expand(image.shape[0], -1, -1)  # (B, N, C)
-        codes = self.decoder(torch.zeros_like(query_pos), memory, query_pos, None)  # (D, B, N, C)
-        logits = self.class_head(codes)  # (D, B, N, 2)
-        codes = torch.cat((codes, logits.softmax(dim=-1)), dim=-1)  # (D, B, N, C + 2)
-        kernels = self.perception_kernels(codes)
-        f16, detailed = self.feature_decoder(x8, x16, x32)  # (B, 512, H/16, W/16), F_dc (B, C, H/8, W/8)
-        # M_pred of every decoder layer (Eq. 2), (D, B, N, h, w)
-        masks = self.dynamic_conv(
-            detailed, kernels["mask_kernel"].transpose(0, 1), kernels["mask_bias"].transpose(0, 1)
-        ).transpose(0, 1)
-        affinity = self.dynamic_conv(  # Conv(F_dc, k_a) + B(b_a) of every head (Eq. 3), (B, S, N, h, w)
-            detailed,
-            kernels["affinity_kernels"][-1].transpose(1, 2),
-            kernels["affinity_biases"][-1].transpose(1, 2),
-        )
-        guidance, attention = self.guidance(detailed, codes[-1], affinity)
-        fused = self.fusion(cat_channels((guidance, detailed, masks[-1].sigmoid())), f16, x8, x16, x32)
+        maps = self.backbone(quarter)  # strides 4, 8, 16, 32
+        p = self.perception(*maps[1:])
+        codes, logits, masks, detailed = p["codes"], p["logits"], p["masks"], p["detailed"]
+        guidance, attention = self.guidance(detailed, codes[-1], p["affinity"])
         decoded, select = codes[-1], None  # the queries whose trimaps and mattes are decoded
         if keep_scores_above is not None and not self.training:
             select = select_queries(logits[-1], keep_scores_above)
             decoded = gather_queries(decoded, select)
-        matting = self.matting_kernels(decoded)
-        tri = self.trimap_features(fused)  # F_tri (B, C_tri, H/8, W/8)
-        trimap_logits = self.dynamic_conv(tri, matting["trimap_kernels"], matting["trimap_biases"])  # Eq. 6
-        regions, band = None, None
-        if band_tile is not None and not self.training:
-            regions = trimap_regions(trimap_logits, image.shape[-2:])  # U_pred, F_pred (B, K, H, W)
-            band = regions[0].any(dim=1)  # (B, H, W): unknown for some decoded query
-        alpha_features = self.refiner(fused, x4, quarter, half, image, band, band_tile)  # (B, C_alpha, H, W)
-        alpha_raw = self.dynamic_conv(alpha_features, matting["alpha_kernel"], matting["alpha_bias"])[:, :, 0]
-        alpha_pred = alpha_raw.clamp(0.0, 1.0)  # Eq. 7 with the release's clamp
-        if self.straight_through_clamp and self.training:
-            # the clamp's values (+ 0), the identity's gradient
-            alpha_pred = alpha_pred.detach() + (alpha_raw - alpha_raw.detach())
-        maps = {
-            "trimap_logits": trimap_logits,
-            "alpha_pred": alpha_pred,
-            "alpha_raw": alpha_raw,
-            "alpha_fin": fuse_alpha(alpha_pred, trimap_logits, regions),  # Eq. 8
-        }
+        features = cat_channels((guidance, detailed, masks[-1].sigmoid()))  # (B, S * C_g + C + N, H/8, W/8)
+        kernels = self.perception.matting_kernels(decoded)
+        out = self.matting(features, p["f16"], maps, (half, quarter), image, kernels, band_tile)
         if select is not None:
-            maps = {k: scatter_queries(v, select, logits.shape[2]) for k, v in maps.items()}
+            out = {k: scatter_queries(v, select, logits.shape[2]) for k, v in out.items()}
         return {
             "pred_logits": logits[-1],
             "pred_masks": masks[-1],
             "aux_outputs": [
                 {"pred_logits": logits[i], "pred_masks": masks[i]} for i in range(len(masks) - 1)
             ],
-            **maps,
-            "context": context,
+            **out,
+            "context": p["context"],
             "detailed_context": detailed,
             "guidance": guidance,
             "guidance_attention": attention,
