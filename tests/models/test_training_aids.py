@@ -84,7 +84,8 @@ def test_mask_prior_adds_one_kernel_weight_per_map():
     net = build_small_net("resnet18", seed=0, matting={"mask_prior": True})
     m = net.matting
     assert m.trimap_kernels.feature_channels == 8 + 1 and m.alpha_kernels.feature_channels == 8 + 1
-    out = net(torch.randn(1, 3, 64, 64))
+    with torch.no_grad():
+        out = net.eval()(torch.randn(1, 3, 64, 64))
     assert out["alpha_fin"].shape == (1, net.num_queries, 64, 64)
 
 

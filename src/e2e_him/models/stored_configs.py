@@ -55,6 +55,8 @@ FLAT_NETWORKS = {
         RELEASE_ARGUMENTS,
     ),
 }
+# arguments of the LightningModule added since, with the values that reproduce what earlier versions did
+ADDED_MODULE_ARGUMENTS = {"compile": False, "compile_options": {}, "skip_nonfinite_steps": True}
 MATCHER_COSTS = ("cost_class", "cost_focal", "cost_dice")
 SHARED_WITH_MATCHER = ("num_points", "focal_alpha", "focal_gamma", "mask_target")
 
@@ -113,6 +115,9 @@ def upgrade_model_config(model: Mapping[str, Any]) -> dict[str, Any]:
         model["net"] = upgrade_net_config(model["net"])
     if isinstance(model.get("criterion"), Mapping):
         model["criterion"] = upgrade_criterion_config(model["criterion"])
+    if model.get("_target_") == "e2e_him.models.module.E2EHIMModule":
+        for key, value in ADDED_MODULE_ARGUMENTS.items():
+            model.setdefault(key, copy.deepcopy(value))
     return model
 
 
