@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from e2e_him import CONF_DIR
 from e2e_him.evaluation.report import write_report
+from e2e_him.models.backbones.hub_weights import start_model_config
 from e2e_him.models.checkpoint import load_init_weights, stored_config
 from e2e_him.utils.config import config_changes
 from e2e_him.utils.devices import check_devices, check_launcher
@@ -84,6 +85,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """
     check_devices(cfg.trainer, cfg.experiment_name, cfg.data.get("batch_size"))
     warn_paper_departures(cfg)
+    # the backbone's ImageNet weights, fetched (or found in the cache) before anything else is built
+    model_cfg = start_model_config(cfg.model, cfg.get("init_weights") or cfg.get("ckpt_path"))
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("seed") is not None:
@@ -91,7 +94,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     # Build everything first, so that a config mistake fails here, not deep inside training.
     datamodule = build(cfg.data, "data")
-    model = build(cfg.model, "model")
+    model = build(model_cfg, "model")
     model.run_config = {"model": plain_config(cfg.model), "data": plain_config(cfg.data)}
     if cfg.get("init_weights"):
         log.info(
