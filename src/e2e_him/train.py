@@ -97,11 +97,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model = build(model_cfg, "model")
     model.run_config = {"model": plain_config(cfg.model), "data": plain_config(cfg.data)}
     if cfg.get("init_weights"):
-        log.info(
-            "init_weights: starting from %s (%s)",
-            cfg.init_weights,
-            load_init_weights(model, cfg.init_weights),
-        )
+        # where the weights come from travels on in the checkpoints (with the authors' terms, for theirs)
+        model.run_config["source"] = load_init_weights(model, cfg.init_weights)
+        log.info("init_weights: starting from %s (%s)", cfg.init_weights, model.run_config["source"]["kind"])
     callbacks = build_dict(cfg.get("callbacks"), "callbacks")
     loggers = build_loggers(cfg.get("logger"))
     if not loggers:  # `logger=none`: the learning-rate monitor has nowhere to write
@@ -112,6 +110,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         logger.log_hyperparams(plain_config(cfg))
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
     if ckpt_path is not None and cfg.get("train", True):
+        stored = stored_config(ckpt_path) or {}
+        if stored.get("source") and "source" not in model.run_config:  # resumed: the weights' origin goes on
+            model.run_config["source"] = stored["source"]
         warn_config_changes(ckpt_path, model.run_config)
 
     start = time.time()
