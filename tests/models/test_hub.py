@@ -101,6 +101,12 @@ def test_fine_tuning_starts_from_a_hub_folder(tmp_path: Path, folder: Path):
     assert_same_function(module, load_module(folder))
     assert source["kind"] == "a Hub folder of this project" and source["from"] is None
     assert not derives_from_release(source)
+    module.run_config["source"] = source
+    card = (save_as_hub(module, tmp_path / "fine_tuned") / "README.md").read_text()
+    assert (
+        "- Start: every weight from `hub` (a Hub folder of this project)." in card
+    )  # the name, not the path
+    assert "Backbone start" not in card and "license: mit" in card
 
 
 def test_the_authors_terms_travel_with_weights_derived_from_theirs(tmp_path: Path):

@@ -158,12 +158,12 @@ def model_card(
             f"{training.get('epoch', '?')} (counted from 0); batch {data.get('batch_size', '?')} per device"
             + (f"; written from `{training['checkpoint']}`" if training.get("checkpoint") else "")
             + ".",
-            f"- Backbone start: {_backbone_start(backbone)}.",
         ]
-        if source.get("init_weights"):
-            lines.append(
-                f"- Started from the weights of `{source['init_weights']}` ({source.get('kind', '?')})."
-            )
+        lines.append(
+            f"- Start: every weight from `{source['init_weights']}` ({source.get('kind', '?')})."
+            if source.get("init_weights")
+            else f"- Backbone start: {_backbone_start(backbone)}."
+        )
     lines += ["", "## Metrics", ""]
     if metrics:
         lines += [metrics_note or "From the run's metrics.json.", "", *_metrics_table(metrics)]
@@ -197,8 +197,13 @@ def model_card(
     else:
         lines += [
             f"Weights: `{licence}`, as chosen by their publisher. They were trained with the e2e-him code "
-            f"(MIT); their backbone started from {_backbone_start(backbone)}, and the training data keeps "
-            "its own terms.",
+            "(MIT) from "
+            + (
+                f"the weights of `{source['init_weights']}`"
+                if source.get("init_weights")
+                else _backbone_start(backbone)
+            )
+            + "; the training data and any weights they started from keep their own terms.",
         ]
     lines += ["", "## Citation", "", "```bibtex", CITATION, "```", ""]
     return "\n".join(lines)
