@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> None:
         return run_baseline(args, argv)
     if args.size:
         overrides = [*overrides, *size_overrides(args.size)]
-    cfg = compose_config("train", overrides)
+    # timing does not depend on the weights: the backbone's pretrained ones are never fetched
+    cfg = compose_config("train", [*overrides, "model.net.backbone.pretrained=null"])
     precision = args.precision or str(cfg.trainer.precision)
     if precision not in PRECISIONS:
         raise SystemExit(f"trainer.precision {precision} is not timed here: pass --precision {PRECISIONS}")

@@ -55,6 +55,8 @@ FLAT_NETWORKS = {
         RELEASE_ARGUMENTS,
     ),
 }
+MODULE_TARGET = "e2e_him.models.module.E2EHIMModule"
+MODULE_ALPHA_LEVELS = 255  # as `E2EHIMModule(alpha_levels=...)` and conf/model/recipe/paper.yaml
 # arguments of the LightningModule added since, with the values that reproduce what earlier versions did
 ADDED_MODULE_ARGUMENTS = {"compile": False, "compile_options": {}, "skip_nonfinite_steps": True}
 MATCHER_COSTS = ("cost_class", "cost_focal", "cost_dice")
@@ -115,7 +117,9 @@ def upgrade_model_config(model: Mapping[str, Any]) -> dict[str, Any]:
         model["net"] = upgrade_net_config(model["net"])
     if isinstance(model.get("criterion"), Mapping):
         model["criterion"] = upgrade_criterion_config(model["criterion"])
-    if model.get("_target_") == "e2e_him.models.module.E2EHIMModule":
+    if model.get("_target_") == MODULE_TARGET:
+        # earlier modules scored float mattes; the module's default (and every recipe) is 8-bit since then
+        model.setdefault("alpha_levels", MODULE_ALPHA_LEVELS)
         for key, value in ADDED_MODULE_ARGUMENTS.items():
             model.setdefault(key, copy.deepcopy(value))
     return model
