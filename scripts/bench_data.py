@@ -179,13 +179,14 @@ def run_worker(args, overrides: list[str]) -> dict:
     for i in range(args.warmup):
         collate([ds[(i % n, 0)]])
     clock.totals.clear()
-    times, people, device_times = [], [], []
+    times, cpu_times, people, device_times = [], [], [], []
     dump = Path(args.dump) if args.dump else None
     for i in range(args.samples):
         key = ((args.warmup + i) % n, 1)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         batch = collate([ds[key]])
         times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
         people.append(int(batch["num_instances"][0]))
         if complete_targets is not None:  # the device's part, not the worker's: off the stage clock
             totals = dict(clock.totals)
@@ -204,6 +205,7 @@ def run_worker(args, overrides: list[str]) -> dict:
     total = float(np.sum(times))
     return {
         "rate": len(times) / total,
+        "cpu_rate": len(cpu_times) / float(np.sum(cpu_times)),  # per CPU second: what the load leaves alone
         "median_ms": float(np.median(times) * 1e3),
         "people": float(np.mean(people)),
         "stages": {k: v / len(times) * 1e3 for k, v in clock.totals.items()},
@@ -265,10 +267,11 @@ def differences(before: Path, after: Path) -> dict[str, float]:
 
 
 def report(name: str, runs: list[dict]) -> None:
-    rates = [r["rate"] for r in runs]
+    rates, cpu = [r["rate"] for r in runs], [r.get("cpu_rate", 0.0) for r in runs]
     print(f"[bench_data] {name}: {statistics.median(rates):.2f} samples/s per worker "
           f"(rounds: {', '.join(f'{x:.2f}' for x in rates)}; {runs[0]['people']:.1f} people per sample, "
-          f"median {statistics.median(r['median_ms'] for r in runs):.0f} ms)")  # fmt: skip
+          f"median {statistics.median(r['median_ms'] for r in runs):.0f} ms); "
+          f"{statistics.median(cpu):.2f} samples per CPU second")  # fmt: skip
     stages = sorted({k for r in runs for k in r["stages"]})
     split = {k: statistics.median(r["stages"].get(k, 0.0) for r in runs) for k in stages}
     split["other"] = statistics.median(r["per_sample_ms"] for r in runs) - sum(split.values())
@@ -320,9 +323,9 @@ def main(argv: list[str] | None = None) -> None:
                 if dump:
                     dump.mkdir()
                 runs[name].append(worker(tree, args, overrides, dump))
-                print(
-                    f"[bench_data] round {r + 1}, {name}: {runs[name][-1]['rate']:.2f} samples/s", flush=True
-                )
+                last = runs[name][-1]
+                print(f"[bench_data] round {r + 1}, {name}: {last['rate']:.2f} samples/s, "
+                      f"{last['cpu_rate']:.2f} per CPU second", flush=True)  # fmt: skip
         first = next(iter(runs.values()))[0]
         print(f"[bench_data] {first['source']}: crop {first['crop']}, {args.samples} samples per round")
         for name, results in runs.items():
@@ -330,8 +333,10 @@ def main(argv: list[str] | None = None) -> None:
         if args.baseline:
             base, this = (runs[name] for name in trees)
             ratios = [t["rate"] / b["rate"] for b, t in zip(base, this)]
-            print(f"[bench_data] this tree / baseline: {statistics.median(ratios):.2f}x "
-                  f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)})")  # fmt: skip
+            cpu = [t["cpu_rate"] / b["cpu_rate"] for b, t in zip(base, this)]
+            print(f"[bench_data] this tree / baseline: {statistics.median(ratios):.2f}x in samples/s "
+                  f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)}), {statistics.median(cpu):.2f}x in "
+                  f"samples per CPU second (rounds: {', '.join(f'{x:.2f}' for x in cpu)})")  # fmt: skip
             diff = differences(*dumps.values())
             print("[bench_data] samples against the baseline's: " + ", ".join(
                 f"{k} {v:.4g}" for k, v in diff.items()))  # fmt: skip

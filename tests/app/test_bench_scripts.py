@@ -177,13 +177,14 @@ def test_bench_data_differences_of_two_dumps(monkeypatch, tmp_path):
 @pytest.mark.slow
 def test_bench_data_times_generated_photos_against_a_git_revision(capsys, monkeypatch, tmp_path):
     bench = load("bench_data", monkeypatch)
-    monkeypatch.setattr(bench, "photo_size", lambda rng: (300, 400))  # small photos: the test, not a benchmark
+    monkeypatch.setattr(bench, "photo_size", lambda rng: (300, 400))  # small photos: a test, not a benchmark
     bench.main(["--photos", "3", "--data-dir", str(tmp_path / "photos"), "--samples", "3", "--warmup", "1",
                 "--compare", "2", "--baseline", "HEAD"])  # fmt: skip
     out = capsys.readouterr().out
     assert (tmp_path / "photos" / "train.txt").read_text().split() == ["00000", "00001", "00002"]
     assert len(list((tmp_path / "photos" / "real" / "alphas").iterdir())) == 5  # + 2 validation photos
-    assert "this tree / baseline:" in out and "samples against the baseline's: samples 2" in out
+    assert "this tree / baseline:" in out and "x in samples per CPU second" in out
+    assert "samples against the baseline's: samples 2" in out
     assert out.count("per sample (ms): ") == 2 and "decode" in out and "on the device" in out
 
 

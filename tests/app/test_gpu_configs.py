@@ -72,3 +72,23 @@ def test_timed_checkpoint_looks_at_the_clock_every_n_steps(tmp_path: Path):
     assert saved[:2] == [3, 6] and set(saved) <= {3, 6, 7}  # 7: Lightning's end-of-training save
     with pytest.raises(ValueError, match="check_every_n_steps"):
         TimedCheckpoint(timedelta(minutes=1), check_every_n_steps=0)
+
+
+GPU_CHECK = Path(__file__).resolve().parents[2] / "scripts" / "gpu_check.sh"
+
+
+def test_gpu_check_parses_and_stops_with_a_reason_without_a_gpu(tmp_path: Path):
+    """scripts/gpu_check.sh is bash that parses; on a machine without CUDA it stops at once (exit 2) and says
+    what to do, instead of timing the CPU as if it were the GPU."""
+    import os
+    import subprocess
+    import sys
+
+    assert subprocess.run(["bash", "-n", str(GPU_CHECK)], capture_output=True).returncode == 0
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is visible: gpu_check.sh would run its measurements")
+    env = {**os.environ, "PYTHON": sys.executable, "OUT": str(tmp_path / "out")}
+    proc = subprocess.run(["bash", str(GPU_CHECK)], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "no CUDA GPU visible" in proc.stderr and "--cpu" in proc.stderr
+    assert not (tmp_path / "out" / "paper_eager.log").exists()  # nothing was timed
