@@ -8,10 +8,10 @@ import logging
 import pytest
 import torch
 
-from e2e_him.utils import hardware
 from e2e_him.predictor.backends import TorchBackend
 from e2e_him.predictor.mattes import build_backend
 from e2e_him.predictor.precision import float32_cpu_note, resolve_precision
+from e2e_him.utils import hardware
 
 
 class Tiny(torch.nn.Module):

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from e2e_him.utils import hardware
 from e2e_him.predictor.backends import TorchBackend
 from e2e_him.predictor.mattes import build_backend
 from e2e_him.predictor.precision import alpha_only_parts, bf16_in
+from e2e_him.utils import hardware
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
 from model_builders import build_small_net

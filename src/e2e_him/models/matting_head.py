@@ -94,7 +94,7 @@ class InstanceMattingNetwork(nn.Module):
         """
         super().__init__()
         if trimap_stride not in (2, 8):
-            raise ValueError(f"model.net.matting.trimap_stride must be 2 (the paper) or 8, got {trimap_stride}")
+            raise ValueError(f"matting.trimap_stride must be 2 (the paper) or 8, got {trimap_stride}")
         self.mask_prior = mask_prior
         prior = int(mask_prior)
         in_channels = hidden_dim + guidance_channels
@@ -138,7 +138,7 @@ class InstanceMattingNetwork(nn.Module):
     def predict_trimaps(
         self, trimap_features: torch.Tensor, codes: torch.Tensor, masks: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Trimap logits T_pred = Conv(F_tri, k_tri) + B(b_tri) (Eq. 6): (B, N, 3, H/s, W/s), s = trimap_stride."""
+        """Trimap logits T_pred = Conv(F_tri, k_tri) + B(b_tri) (Eq. 6): (B, N, 3, H/s, W/s), s: the stride."""
         kernels, biases = self.trimap_kernels(codes)  # (B, N, 3, C_tri [+ 1]), (B, N, 3)
         return self._with_prior(trimap_features, kernels, biases, masks)
 
@@ -169,7 +169,7 @@ class InstanceMattingNetwork(nn.Module):
             masks: M_pred (B, N, H/8, W/8), read with `mask_prior`.
 
         Returns:
-            `trimap_logits` (B, N, 3, H/s, W/s) (s = trimap_stride), `alpha_pred` and `alpha_fin` (B, N, H, W).
+            `trimap_logits` (B, N, 3, H/s, W/s) (s: trimap_stride), `alpha_pred`, `alpha_fin` (B, N, H, W).
         """
         x = detailed if guidance is None else cat_channels((detailed, guidance))
         x = self.fusion(x)  # (B, fusion_widths[0], H/8, W/8)
