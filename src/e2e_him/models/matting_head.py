@@ -138,7 +138,7 @@ class InstanceMattingNetwork(nn.Module):
     def predict_trimaps(
         self, trimap_features: torch.Tensor, codes: torch.Tensor, masks: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Trimap logits T_pred = Conv(F_tri, k_tri) + B(b_tri) (Eq. 6): (B, N, 3, H/s, W/s), s: the stride."""
+        """Trimap logits T_pred = Conv(F_tri, k_tri) + B(b_tri) (Eq. 6): (B, N, 3, H/s, W/s), s: stride."""
         kernels, biases = self.trimap_kernels(codes)  # (B, N, 3, C_tri [+ 1]), (B, N, 3)
         return self._with_prior(trimap_features, kernels, biases, masks)
 
