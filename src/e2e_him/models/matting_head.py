@@ -115,9 +115,7 @@ class InstanceMattingNetwork(nn.Module):
         self.trimap_head: nn.Module | None = None
         if trimap_stride == 8:
             width = fusion_widths[0]
-            self.trimap_head = nn.Sequential(
-                ConvGNAct(width, width, 3), nn.Conv2d(width, trimap_channels, 1)
-            )
+            self.trimap_head = nn.Sequential(ConvGNAct(width, width, 3), nn.Conv2d(width, trimap_channels, 1))
         self.trimap_kernels = KernelMLP(
             hidden_dim, trimap_channels + prior, 3, kernel_hidden_dim, kernel_layers
         )
