@@ -169,8 +169,8 @@ class InstanceMattingNetwork(nn.Module):
             masks: M_pred (B, N, H/8, W/8), read with `mask_prior`.
 
         Returns:
-            `trimap_logits` (B, N, 3, H/s, W/s) (s: trimap_stride), `alpha_pred` and, in eval mode, `alpha_fin`
-            (B, N, H, W).
+            `trimap_logits` (B, N, 3, H/s, W/s) (s: trimap_stride), `alpha_pred` and, in eval mode,
+            `alpha_fin` (B, N, H, W).
         """
         x = detailed if guidance is None else cat_channels((detailed, guidance))
         x = self.fusion(x)  # (B, fusion_widths[0], H/8, W/8)
