@@ -9,6 +9,8 @@ timestamps (gaps of 1/60 to 4/60 s), and a tone 2 s longer than the picture. Eac
 process, which prints the seconds, the frames per second and its peak resident memory (ru_maxrss):
 
 - `decode`: the frames alone (predictor.video.VideoStream, RGB arrays), the baseline of the ratio column;
+- `mattes only`: predict_video without any video written (`overlay=false`): decoding, refinement, tracking,
+  the V-HIM60 PNG/JPEG layout and the timestamps file;
 - `predict`: predict_video as `predict` runs it by default (eval_size 640, guided refinement of the 720p
   mattes, tracking, the V-HIM60 PNG/JPEG layout, the overlay with the input's sound, the timestamps file);
 - `+ alpha videos`: the same with `alpha_video=near_lossless` (two people, so two more encoders).
@@ -31,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-ROWS = ("decode", "predict", "+ alpha videos")
+ROWS = ("decode", "mattes only", "predict", "+ alpha videos")
 
 
 class StandIn:
@@ -84,7 +86,8 @@ def child(row: str, clip: Path, frames: int, out: Path) -> dict:
         done = sum(1 for _ in VideoStream(clip, max_frames=frames))
         extra = {}
     else:
-        extras = Extras(overlay=True, alpha_video="near_lossless" if row == "+ alpha videos" else None)
+        alpha = "near_lossless" if row == "+ alpha videos" else None
+        extras = Extras(overlay=row != "mattes only", alpha_video=alpha)
         predictor = Predictor(StandIn(), eval_size=640, score_threshold=0.5, min_area=0.0)
         summary = predict_video(predictor, clip, out, extras, max_frames=frames)
         done = summary["frames"]
@@ -112,20 +115,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
         return []
     clip = make_clip(args.workdir / f"vfr_{max(args.frames)}_{args.size}.mp4", max(args.frames), args.size)
     print(f"clip: {clip} ({max(args.frames)} frames, {args.size}, variable frame rate, AAC sound)")
-    results = []
+    print("| frames | row | s | frames/s | x decode | peak RSS (MiB) | at start (MiB) |")
+    print("|---|---|---|---|---|---|---|", flush=True)
+    results, base = [], {}
     for frames in args.frames:
         for row in args.rows:
             job = {"row": row, "clip": str(clip), "frames": frames, "out": str(args.workdir / "out")}
             run = subprocess.run([sys.executable, __file__, "--child", json.dumps(job)],
                                  capture_output=True, text=True, check=True)  # fmt: skip
-            results.append(json.loads(run.stdout.strip().splitlines()[-1]))
-    base = {r["frames"]: r["fps"] for r in results if r["row"] == "decode"}
-    print("| frames | row | s | frames/s | x decode | peak RSS (MiB) | at start (MiB) |")
-    print("|---|---|---|---|---|---|---|")
-    for r in results:
-        ratio = f"{r['fps'] / base[r['frames']]:.2f}" if r["frames"] in base else "-"
-        print(f"| {r['frames']} | {r['row']} | {r['seconds']:.1f} | {r['fps']:.1f} | {ratio} | "
-              f"{r['peak_mib']:.0f} | {r['start_mib']:.0f} |")  # fmt: skip
+            r = json.loads(run.stdout.strip().splitlines()[-1])
+            results.append(r)
+            if row == "decode":
+                base[frames] = r["fps"]
+            ratio = f"{r['fps'] / base[frames]:.2f}" if frames in base else "-"
+            print(f"| {r['frames']} | {r['row']} | {r['seconds']:.1f} | {r['fps']:.1f} | {ratio} | "
+                  f"{r['peak_mib']:.0f} | {r['start_mib']:.0f} |", flush=True)  # fmt: skip
     return results
 
 

@@ -53,6 +53,7 @@ def test_predict_video_writes_the_vhim60_layout_overlay_composite_and_cutouts(tm
     rgba = np.asarray(Image.open(cut[0]))
     assert rgba.shape == (48, 64, 4) and rgba[:, -1, 3].min() == 255 and rgba[:, 0, 3].max() == 0
     assert summary["frames"] == 3 and summary["ids"] == 2 and summary["problem"] is None
+    assert summary["audio"] == "none (the input has no sound)"
     assert summary["videos"] == {
         "overlay": str(out / "clip_overlay.mp4"),
         "composite": str(out / "clip_composite.mp4"),
