@@ -73,7 +73,10 @@ def child(args: argparse.Namespace, overrides: list[str]) -> None:
         from e2e_him.utils.instantiate import build
 
         torch.manual_seed(0)
-        net = build(compose_config("train", overrides).model, "model").net
+        # timing does not depend on the weights: the backbone's pretrained ones are never fetched
+        net = build(
+            compose_config("train", [*overrides, "model.net.backbone.pretrained=null"]).model, "model"
+        ).net
     backend = FirstPeople(TorchBackend(net, "cpu", args.precision), args.people)
     predictor = Predictor(backend, args.eval_size, 0.5, 0.0, refine=args.refine)
     predictor(photo((256, 256)))  # warm-up

@@ -54,7 +54,9 @@ def build_net(overrides: list[str], ckpt: str | None) -> torch.nn.Module:
     from e2e_him.utils.instantiate import build
 
     torch.manual_seed(0)
-    return build(compose_config("train", overrides).model, "model").net.eval()
+    # timing does not depend on the weights: the backbone's pretrained ones are never fetched
+    cfg = compose_config("train", [*overrides, "model.net.backbone.pretrained=null"])
+    return build(cfg.model, "model").net.eval()
 
 
 def input_batch(size: int, batch: int, photo: str | None) -> torch.Tensor:

@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
         help="bf16-mixed: forward and loss under bf16 autocast; default: trainer.precision",
     )
     args, overrides = parser.parse_known_args(argv)
-    cfg = compose_config("train", overrides)
+    # timing does not depend on the weights: the backbone's pretrained ones are never fetched
+    cfg = compose_config("train", [*overrides, "model.net.backbone.pretrained=null"])
     precision = args.precision or str(cfg.trainer.precision)
     if precision not in PRECISIONS:
         raise SystemExit(f"trainer.precision {precision} is not timed here: pass --precision {PRECISIONS}")

@@ -34,7 +34,8 @@ def compose_net(overrides: list[str]) -> DictConfig:
     default (quickstart) experiment is removed, so that the paper's defaults are measured."""
     if not any(o.split("=", 1)[0].lstrip("+~") == "experiment" for o in overrides):
         overrides = ["~experiment", *overrides]
-    return compose_config("train", overrides).model.net
+    # sizes and speed do not depend on the weights: the backbone's pretrained ones are never fetched
+    return compose_config("train", [*overrides, "model.net.backbone.pretrained=null"]).model.net
 
 
 def count_params(module: nn.Module | None) -> float:

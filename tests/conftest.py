@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,12 @@ SHARED_DIR = Path(os.environ.get("E2E_HIM_SHARED", REPO_ROOT.parent / "shared"))
 torch.set_num_threads(min(torch.get_num_threads(), 2))
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# No test may reach the Hugging Face Hub, nor read weights this machine happened to cache: offline, with a
+# cache that holds nothing (tests that need one build a fake cache in a temporary folder and point
+# HF_HUB_CACHE at it). Set before anything imports huggingface_hub, which reads both once; subprocesses
+# inherit them.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_CACHE"] = str(Path(tempfile.gettempdir()) / f"e2e_him_tests_empty_hf_cache_{os.getpid()}")
 
 
 def _shared(sub: str) -> Path:

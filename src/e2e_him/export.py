@@ -1,6 +1,8 @@
-"""`python -m e2e_him.export ckpt_path=<file.ckpt> [format=onnx] [output=<file.onnx>]`.
+"""`python -m e2e_him.export ckpt_path=<checkpoint> [format=onnx|hub] [output=<file.onnx or folder>]`.
 
-Writes the network of a checkpoint (any layout with the output contract of docs/contracts.md, section 3) as
+`format=hub` writes a Hugging Face Hub folder (config.json, model.safetensors, a generated model card;
+models/hub.py) and with `hub.push_to=<user>/<repo>` uploads it (docs/weights.md). `format=onnx` writes the
+network of a checkpoint (any layout with the output contract of docs/contracts.md, section 3) as
 an ONNX model with dynamic batch, height and width (multiples of 32), input `image` (B, 3, H, W)
 ImageNet-normalised, outputs `pred_logits` (B, N, 2) and `alpha_fin` (B, N, H, W), and the checkpoint's
 post-processing settings in the model's metadata. `python -m e2e_him.predict ckpt_path=<file.onnx>
@@ -25,6 +27,8 @@ from torch import nn
 
 from e2e_him import CONF_DIR
 from e2e_him.models.checkpoint import load_module
+from e2e_him.models.hub import HF_PREFIX, is_hub_reference, parse_hf_id, push_folder
+from e2e_him.models.hub_export import export_hub
 from e2e_him.predictor.backends import OUTPUT_KEYS, OnnxBackend
 
 log = logging.getLogger(__name__)
@@ -130,16 +134,41 @@ def compare_with_torch(net: nn.Module, path: str | Path, sizes: list[tuple[int, 
     return rows
 
 
+def default_output(ref: str, suffix: str) -> Path:
+    """Where an export of `ref` goes without `output=`: beside a checkpoint file or a Hub folder, with
+    `suffix` (`.onnx`, `_hub`) after its stem; for `hf://<user>/<repo>`, `<repo><suffix>` here."""
+    if ref.startswith(HF_PREFIX):
+        return Path(parse_hf_id(ref)[0].split("/")[1] + suffix)
+    path = Path(ref).expanduser()
+    stem = path.name if path.is_dir() else path.stem
+    return path.parent / f"{stem}{suffix}"
+
+
+def export_hub_folder(cfg: DictConfig) -> dict[str, Any]:
+    """`format=hub`: the checkpoint as a Hub folder with its model card; pushed with `hub.push_to`."""
+    hub = cfg.hub
+    output = Path(cfg.output) if cfg.output else default_output(str(cfg.ckpt_path), "_hub")
+    folder = export_hub(cfg.ckpt_path, output, hub.license, hub.metrics, hub.push_to)
+    print(f"wrote {folder}: config.json, model.safetensors, README.md (the model card)")
+    url = None
+    if hub.push_to:
+        url = push_folder(folder, hub.push_to, private=bool(hub.private))
+        print(f"published {folder} to {url}: use it as ckpt_path=hf://{hub.push_to}")
+    return {"output": str(folder), "url": url}
+
+
 def export(cfg: DictConfig) -> dict[str, Any]:
-    """Run the export app; returns {"output", "seconds", "checks"}."""
+    """Run the export app; returns {"output", "seconds", "checks"} (format=hub: {"output", "url"})."""
+    if cfg.format == "hub":
+        return export_hub_folder(cfg)
     if cfg.format != "onnx":
-        raise ValueError(f"format={cfg.format!r}: only onnx is supported")
-    ckpt = Path(cfg.ckpt_path)
-    module = load_module(ckpt, map_location="cpu")
-    output = Path(cfg.output) if cfg.output else ckpt.with_suffix(".onnx")
+        raise ValueError(f"format={cfg.format!r}: choose onnx or hub")
+    ref = str(cfg.ckpt_path)
+    module = load_module(ref, map_location="cpu")
+    output = Path(cfg.output) if cfg.output else default_output(ref, ".onnx")
     metadata = {
         "producer": "e2e_him.export",
-        "checkpoint": ckpt.name,
+        "checkpoint": ref if is_hub_reference(ref) else Path(ref).name,
         "score_threshold": float(module.hparams.get("score_threshold", 0.5)),
         "min_area": float(module.hparams.get("min_area", 1000.0)),
         "size_multiple": SIZE_MULTIPLE,

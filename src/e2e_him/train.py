@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from e2e_him import CONF_DIR
 from e2e_him.evaluation.report import write_report
+from e2e_him.models.backbones.hub_weights import start_model_config
 from e2e_him.models.checkpoint import load_init_weights, stored_config
 from e2e_him.utils.config import config_changes
 from e2e_him.utils.devices import check_devices, check_launcher
@@ -84,6 +85,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """
     check_devices(cfg.trainer, cfg.experiment_name, cfg.data.get("batch_size"))
     warn_paper_departures(cfg)
+    # the backbone's ImageNet weights, fetched (or found in the cache) before anything else is built
+    model_cfg = start_model_config(cfg.model, cfg.get("init_weights") or cfg.get("ckpt_path"))
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("seed") is not None:
@@ -91,14 +94,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     # Build everything first, so that a config mistake fails here, not deep inside training.
     datamodule = build(cfg.data, "data")
-    model = build(cfg.model, "model")
+    model = build(model_cfg, "model")
     model.run_config = {"model": plain_config(cfg.model), "data": plain_config(cfg.data)}
     if cfg.get("init_weights"):
-        log.info(
-            "init_weights: starting from %s (%s)",
-            cfg.init_weights,
-            load_init_weights(model, cfg.init_weights),
-        )
+        # where the weights come from travels on in the checkpoints (with the authors' terms, for theirs)
+        model.run_config["source"] = load_init_weights(model, cfg.init_weights)
+        log.info("init_weights: starting from %s (%s)", cfg.init_weights, model.run_config["source"]["kind"])
     callbacks = build_dict(cfg.get("callbacks"), "callbacks")
     loggers = build_loggers(cfg.get("logger"))
     if not loggers:  # `logger=none`: the learning-rate monitor has nowhere to write
@@ -109,6 +110,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         logger.log_hyperparams(plain_config(cfg))
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
     if ckpt_path is not None and cfg.get("train", True):
+        stored = stored_config(ckpt_path) or {}
+        if stored.get("source") and "source" not in model.run_config:  # resumed: the weights' origin goes on
+            model.run_config["source"] = stored["source"]
         warn_config_changes(ckpt_path, model.run_config)
 
     start = time.time()

@@ -154,3 +154,32 @@ def test_bench_video_times_decoding_and_predict_on_a_generated_clip(tmp_path, ca
     assert all(r["fps"] > 0 and r["peak_mib"] >= r["start_mib"] > 0 for r in rows)
     out = capsys.readouterr().out
     assert "| 8 | decode |" in out and "| 1.00 |" in out
+
+
+def test_grid_ceiling_keeps_what_the_grid_can_draw_and_loses_what_it_cannot(monkeypatch):
+    grid = load("grid_ceiling", monkeypatch)
+    alphas = torch.zeros(1, 3, 64, 64)
+    alphas[0, 0, 8:56, 16:48] = 1.0  # whole cells: drawn but for its corners (bilinear rounds them)
+    alphas[0, 1, :, 30:33] = 1.0  # a 3-pixel stripe inside one column of cells: averages to 3/8, lost
+    alphas[0, 2, 4:12, 4:12] = 1.0  # 8 x 8 across four cells: a quarter of each, lost
+    valid = torch.tensor([[True, True, False]])
+    ious = grid.grid_ious(alphas, valid)
+    assert ious.shape == (2,)  # the padded third person is not counted
+    assert 0.98 < ious[0] < 1.0 and ious[1] == 0.0
+    assert grid.grid_ious(alphas, torch.ones(1, 3, dtype=torch.bool), stride=1).tolist() == [1.0] * 3
+    assert grid.ceiling(torch.tensor([1.0, 0.0])) == {
+        "people": 2.0,
+        "mean_iou": 0.5,
+        "share_0.5": 0.5,
+        "share_0.75": 0.5,
+    }
+    assert grid.ceiling(torch.tensor([0.6, 0.8]))["share_0.75"] == 0.5
+
+
+def test_grid_ceiling_reads_an_experiments_validation_people(capsys, monkeypatch):
+    grid = load("grid_ceiling", monkeypatch)
+    result = grid.main(["debug=smoke"])
+    out = capsys.readouterr().out
+    assert f"{int(result['people'])} people" in out and "grid" in out
+    assert result["people"] > 0 and 0 < result["mean_iou"] <= 1
+    assert result["share_0.75"] <= result["share_0.5"]

@@ -15,7 +15,7 @@ from e2e_him.data.datamodule import HIMDataModule
 from e2e_him.models.module import E2EHIMModule
 from e2e_him.utils.config import compose_config
 from e2e_him.utils.instantiate import ConfigError, build, build_dict, build_loggers
-from e2e_him.utils.resolvers import find_root, mode_for, monitor_for
+from e2e_him.utils.resolvers import find_conf, mode_for, monitor_for
 
 
 def _options(group: str) -> list[str]:
@@ -199,16 +199,21 @@ def test_every_experiment_takes_a_training_step_on_synthetic_data(experiment: st
     assert any(g is not None and g.abs().sum() > 0 for g in grads), "no gradient reached the backbone"
 
 
-def test_find_root_prefers_the_checkout_then_the_working_directory(tmp_path: Path):
-    checkout, clone, empty = tmp_path / "checkout", tmp_path / "clone", tmp_path / "empty"
-    for root in (checkout, clone):
-        (root / "conf").mkdir(parents=True)
-        (root / "conf" / "train.yaml").write_text("{}")
+def test_the_configs_of_a_checkout_else_those_a_wheel_carries(tmp_path: Path):
+    checkout, packaged, cwd, empty = (
+        tmp_path / n for n in ("checkout", "site/e2e_him/conf", "work", "empty")
+    )
+    for conf in (checkout / "conf", packaged):
+        conf.mkdir(parents=True)
+        (conf / "train.yaml").write_text("{}")
+    cwd.mkdir()
     empty.mkdir()
-    assert find_root(source=checkout, cwd=clone) == checkout
-    # a non-editable install: the package sits in site-packages, the configs in the clone we run from
-    assert find_root(source=empty, cwd=clone) == clone
-    assert find_root(source=empty, cwd=empty) == empty
-    assert (find_root() / "conf" / "train.yaml").is_file()  # this repository
-    # from any working directory, the checkout this package runs from (a notebook kernel, a script elsewhere)
-    assert find_root(cwd=empty) == find_root() == Path(__file__).resolve().parents[2]
+    # a source checkout (editable install, PYTHONPATH=src): its conf/, runs under the checkout
+    assert find_conf(source=checkout, packaged=packaged, cwd=cwd) == (checkout, checkout / "conf")
+    # an installed wheel: the configs inside the package, runs under the working directory
+    assert find_conf(source=empty, packaged=packaged, cwd=cwd) == (cwd, packaged)
+    # neither: the source folder, which Hydra's error then names
+    assert find_conf(source=empty, packaged=empty / "conf", cwd=cwd) == (empty, empty / "conf")
+    # this repository, from any working directory (a notebook kernel, a script elsewhere)
+    assert find_conf(cwd=empty) == find_conf() == (Path(__file__).resolve().parents[2], CONF_DIR)
+    assert (CONF_DIR / "train.yaml").is_file()

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from e2e_him.models.inference import postprocess
+from e2e_him.metrics import IMQMetric
+from e2e_him.models.inference import postprocess, quantise_alphas
 
 
 def _logits(p_human: list[list[float]]) -> torch.Tensor:
@@ -72,3 +73,30 @@ def test_mismatched_metas_are_an_error():
         postprocess(outputs, [{"orig_size": (32, 32), "input_size": (32, 32)}])
     with pytest.raises(ValueError, match="orig_size"):
         postprocess({k: v[:1] for k, v in outputs.items()}, [{"orig_size": 32, "input_size": (32, 32)}])
+
+
+def test_alpha_levels_score_the_mattes_as_8_bit_pngs_hold_them():
+    # a person in the left half; the network leaves a faint 1e-3 alpha (0.26 of an 8-bit step) on the right
+    alpha = torch.zeros(1, 1, 32, 32)
+    alpha[0, 0, :, :16] = 0.8
+    alpha[0, 0, :, 16:] = 1e-3
+    alpha[0, 0, 0, 0] = 0.5 / 255 + 1e-6  # just above half a step: rounds up to 1 / 255
+    outputs = {"pred_logits": _logits([[0.9]]), "alpha_fin": alpha}
+    metas = [{"orig_size": (32, 32), "input_size": (32, 32)}]
+    (floats,) = postprocess(outputs, metas, min_area=0)
+    (written,) = postprocess(outputs, metas, min_area=0, alpha_levels=255)
+    assert torch.equal(floats["alphas"], alpha[0].float())
+    a = written["alphas"][0]
+    assert torch.all(a[:, 16:] == 0)  # what a PNG stores: 0
+    assert a[0, 0] == 1 / 255 and torch.allclose(a[1:, :16], torch.full((31, 16), 204 / 255))
+    assert torch.equal(quantise_alphas(a), a)  # already on the 8-bit grid
+    # InstMatt's IMQ binarises at alpha > 0: the float matte covers the whole image (IoU 0.5 with the person,
+    # no match at 0.75), the written one exactly the person
+    gt = torch.zeros(1, 32, 32)
+    gt[0, :, :16] = 1.0
+    rq = {}
+    for name, pred in (("float", floats), ("8-bit", written)):
+        metric = IMQMetric(iou_thresholds=(0.5, 0.75))
+        metric.update([pred["alphas"]], [gt])
+        rq[name] = float(metric.compute()["RQ_0.75"])
+    assert rq == {"float": 0.0, "8-bit": 1.0}

@@ -1,6 +1,12 @@
 """Checkpoints of this project: reading them safely, rebuilding the trained model from the config inside
 (a config of any earlier version upgraded: `models.stored_configs`), starting a run from their weights or the
-authors' released ones, and rewriting a file of an earlier version with plain types."""
+authors' released ones, and rewriting a file of an earlier version with plain types. Wherever a checkpoint is
+read, a Hub folder (`models.hub`: a folder, or `hf://<user>/<repo>`) is read too.
+
+Where the weights come from travels with them as the run config's `source`: `{"converted_from": <file>}` for
+the authors' release, `{"init_weights": <ref>, "from": <that file's source>}` for a run started from another
+network's weights; a network trained here from its backbone's weights has none. `derives_from_release` reads
+it, so that the authors' non-commercial terms follow their weights through conversions and fine-tuning."""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
+from e2e_him.models.hub import is_hub_reference, read_hub_folder
 from e2e_him.models.stored_configs import upgrade_run_config
 from e2e_him.utils.instantiate import build
 
@@ -33,12 +40,41 @@ def read_plain(path: str | Path, map_location: str | torch.device = "cpu", mmap:
         raise ValueError(f"{path}: not a readable PyTorch checkpoint ({err})") from err
 
 
+def derives_from_release(source: Mapping[str, Any] | None) -> bool:
+    """Whether weights with this `source` are (or were fine-tuned from) the authors' released ones."""
+    while isinstance(source, Mapping):
+        if source.get("converted_from"):
+            return True
+        source = source.get("from")
+    return False
+
+
+def build_trained(config: Mapping[str, Any], where: str):
+    """The `E2EHIMModule` of a stored run config, its backbone's pretrained weights not looked for (the
+    trained weights replace them)."""
+    model_cfg = OmegaConf.create(dict(config["model"]))
+    if "backbone" in model_cfg.get("net", {}):
+        model_cfg.net.backbone.pretrained = None
+    return build(model_cfg, f"model (from {where})")
+
+
 def load_module(path: str | Path, map_location: str | torch.device = "cpu"):
     """The `E2EHIMModule` stored in `path`, in eval mode, with its training config as `module.run_config`.
 
-    `path` may also be the authors' released weights file as they ship it: it is converted on the fly into
-    the released layout (`e2e_him.models.release.convert`), strictly.
+    `path` may also be a Hub folder or `hf://<user>/<repo>` (models.hub), or the authors' released weights
+    file as they ship it: it is converted on the fly into the released layout
+    (`e2e_him.models.release.convert`), strictly.
     """
+    if is_hub_reference(path):
+        config, state = read_hub_folder(path)
+        config = upgrade_run_config(config)
+        module = build_trained(config, str(path))
+        try:
+            module.net.load_state_dict(state, strict=True)
+        except RuntimeError as err:
+            raise ValueError(f"{path}: weights do not fit the stored model config: {err}") from err
+        module.run_config = {k: config[k] for k in ("model", "data", "source") if config.get(k) is not None}
+        return module.eval().to(map_location)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -54,11 +90,9 @@ def load_module(path: str | Path, map_location: str | torch.device = "cpu"):
     config = upgrade_run_config(ckpt.get("e2e_him_config"))
     if config is None or "model" not in config:
         raise ValueError(f"{path}: no model config inside; it was not written by e2e_him.train")
-    model_cfg = OmegaConf.create(config["model"])
-    # The backbone's ImageNet weights are in the checkpoint already: never look for the original file.
-    if "backbone" in model_cfg.get("net", {}):
-        model_cfg.net.backbone.pretrained = None
-    module = build(model_cfg, "model (from checkpoint)")
+    if ckpt.get("e2e_him_source") and not config.get("source"):  # converted before sources were in the config
+        config["source"] = ckpt["e2e_him_source"]
+    module = build_trained(config, "checkpoint")
     missing, unexpected = module.load_state_dict(ckpt["state_dict"], strict=False)
     real_missing = [k for k in missing if "metrics" not in k]
     if real_missing or unexpected:
@@ -70,39 +104,48 @@ def load_module(path: str | Path, map_location: str | torch.device = "cpu"):
     return module.eval().to(map_location)
 
 
-def load_init_weights(module, path: str | Path) -> str:
+def load_init_weights(module, path: str | Path) -> dict[str, Any]:
     """Start `module` (an `E2EHIMModule`) from the weights in `path`, strictly, before training (fine-tuning,
-    not resuming: optimiser, schedule and epoch start afresh). Returns what the file was.
+    not resuming: optimiser, schedule and epoch start afresh). Returns the run's `source`: what the file was
+    (`kind`) and where its own weights came from (`from`).
 
-    `path` is a checkpoint of this project (its `net.` weights; they must fit the model exactly) or the
-    authors' released state dict, which is converted on the fly (`e2e_him.models.release.convert`, read with
-    weights_only=True like everything here) and needs the released layout (`model=release_swint`).
+    `path` is a checkpoint of this project (its `net.` weights; they must fit the model exactly), a Hub folder
+    or `hf://<user>/<repo>`, or the authors' released state dict, which is converted on the fly
+    (`e2e_him.models.release.convert`, read with weights_only=True like everything here) and needs the
+    released layout (`model=release_swint`).
     """
     from e2e_him.models.release import ReleaseE2EHIM
     from e2e_him.models.release.convert import release_to_ours, unwrap_state_dict
 
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"init_weights: {path} not found")
-    obj = read_plain(path)
-    state = obj.get("state_dict") if isinstance(obj, Mapping) else None
-    if isinstance(state, Mapping) and state and all(k.startswith("net.") for k in state):
-        net_state = {k[len("net.") :]: v for k, v in state.items()}
-        kind = "a checkpoint of this project"
+    if is_hub_reference(path):
+        config, net_state = read_hub_folder(path)
+        kind, inner = "a Hub folder of this project", config.get("source")
     else:
-        if not isinstance(module.net, ReleaseE2EHIM):
-            raise ValueError(
-                f"init_weights: {path} is not a checkpoint of this project; if it is the authors' released "
-                "network, train the released layout: experiment=release_swint (model=release_swint)"
-            )
-        expected = {k: v.shape for k, v in module.net.state_dict().items()}
-        net_state = release_to_ours(unwrap_state_dict(obj, str(path)), expected)
-        kind = "the authors' released weights"
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"init_weights: {path} not found")
+        obj = read_plain(path)
+        state = obj.get("state_dict") if isinstance(obj, Mapping) else None
+        if isinstance(state, Mapping) and state and all(k.startswith("net.") for k in state):
+            net_state = {k[len("net.") :]: v for k, v in state.items()}
+            kind = "a checkpoint of this project"
+            config = upgrade_run_config(obj.get("e2e_him_config")) or {}
+            inner = config.get("source") or obj.get("e2e_him_source")
+        else:
+            if not isinstance(module.net, ReleaseE2EHIM):
+                raise ValueError(
+                    f"init_weights: {path} is not a checkpoint of this project; if it is the authors' "
+                    "released network, train the released layout: experiment=release_swint "
+                    "(model=release_swint)"
+                )
+            expected = {k: v.shape for k, v in module.net.state_dict().items()}
+            net_state = release_to_ours(unwrap_state_dict(obj, str(path)), expected)
+            kind, inner = "the authors' released weights", {"converted_from": path.name}
     try:
         module.net.load_state_dict(net_state, strict=True)
     except RuntimeError as err:
         raise ValueError(f"init_weights: {path} does not fit the model being trained: {err}") from err
-    return kind
+    return {"init_weights": str(path), "kind": kind, "from": inner}
 
 
 def stored_config(path: str | Path) -> dict[str, Any] | None:

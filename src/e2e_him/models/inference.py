@@ -18,25 +18,35 @@ def _size(value: Any, key: str) -> tuple[int, int]:
     return h, w
 
 
+def quantise_alphas(alphas: torch.Tensor, levels: int = 255) -> torch.Tensor:
+    """Alphas in [0, 1] rounded to the nearest multiple of 1 / `levels` (255: what an 8-bit PNG stores)."""
+    return torch.round(alphas * levels) / levels
+
+
 @torch.no_grad()
 def postprocess(
     outputs: Mapping[str, Any],
     metas: Sequence[Mapping[str, Any]],
     score_threshold: float = 0.5,
     min_area: float = 1000.0,
+    alpha_levels: int | None = None,
 ) -> list[dict[str, torch.Tensor]]:
     """The people of each image at its original size (the authors' release rule, docs/contracts.md section 3).
 
     A query is kept when p(human) = softmax(pred_logits)[..., 1] exceeds `score_threshold`; its `alpha_fin` is
     cropped to `meta["input_size"]` (the top-left region that holds the photo), resized bilinearly to
     `meta["orig_size"]`, and kept when its summed alpha exceeds `min_area` pixels. People are sorted by score,
-    highest first.
+    highest first. With `alpha_levels` = 255 the mattes are rounded to the values an 8-bit PNG holds, as
+    predict writes them and as the benchmarks score them: an alpha below 0.5 / 255 becomes exactly 0, which
+    matters to InstMatt's IMQ (it binarises at alpha > 0).
 
     Args:
         outputs: network outputs with `pred_logits` (B, N, 2) and `alpha_fin` (B, N, H, W).
         metas: one dict per image with `orig_size` (h0, w0) and `input_size` (h1, w1).
         score_threshold: minimum p(human) (release: 0.5).
         min_area: minimum summed alpha at the original size, in pixels (release: 1000).
+        alpha_levels: round every kept alpha to a multiple of 1 / alpha_levels (255: 8-bit PNGs); None keeps
+            the network's float values.
 
     Returns:
         One dict per image: `alphas` (K, h0, w0) float in [0, 1], `scores` (K,), `query_index` (K,) int64.
@@ -55,6 +65,8 @@ def postprocess(
             alphas = alphas.new_zeros((0, h0, w0))
         elif (h1, w1) != (h0, w0):
             alphas = F.interpolate(alphas[None], size=(h0, w0), mode="bilinear")[0].clamp_(0, 1)
+        if alpha_levels:
+            alphas = quantise_alphas(alphas, alpha_levels)
         large = alphas.sum(dim=(1, 2)) > min_area
         index, alphas = index[large], alphas[large]
         order = torch.argsort(scores[b, index], descending=True)

@@ -34,6 +34,9 @@ class E2EHIMModule(L.LightningModule):
         val_metrics: those of every validation; None: `metrics` with IMQ as `imq_lite` (no Grad and Conn,
             the costly part), e.g. `[instance, imq]` for the full set at every validation.
         iou_thresholds: IoU thresholds of the instance metrics (paper: 0.5 and 0.75).
+        alpha_levels: the kept mattes are rounded to multiples of 1 / alpha_levels before they are scored or
+            returned (255: the 8-bit PNGs that predict writes and that HIM2K / InstMatt score); None keeps the
+            float values.
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class E2EHIMModule(L.LightningModule):
         metrics: Sequence[str] = ("instance", "imq"),
         val_metrics: Sequence[str] | None = None,
         iou_thresholds: Sequence[float] = (0.5, 0.75),
+        alpha_levels: int | None = 255,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net", "criterion", "optimizer", "scheduler"], logger=False)
@@ -117,9 +121,14 @@ class E2EHIMModule(L.LightningModule):
         return self.postprocess(self.net(batch["image"]), batch["meta"])
 
     def postprocess(self, outputs: dict[str, Any], metas: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """People kept by score and area, mattes at each image's original size, sorted by score."""
+        """People kept by score and area, mattes at each image's original size (rounded to `alpha_levels`),
+        sorted by score."""
         return postprocess(
-            outputs, metas, score_threshold=self.hparams.score_threshold, min_area=self.hparams.min_area
+            outputs,
+            metas,
+            score_threshold=self.hparams.score_threshold,
+            min_area=self.hparams.min_area,
+            alpha_levels=self.hparams.get("alpha_levels"),
         )
 
     def _log_metrics(self, stage: str, metrics: nn.ModuleDict) -> None:

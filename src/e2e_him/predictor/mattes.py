@@ -108,8 +108,9 @@ def build_backend(
     threads: int | None = None,
     band_tile: int | None = None,
 ) -> tuple[Any, dict[str, float]]:
-    """The backend for a checkpoint (`backend=torch`, a .ckpt of e2e_him.train) or an exported model
-    (`backend=onnx`, a .onnx of e2e_him.export), and its stored `score_threshold` / `min_area`."""
+    """The backend for a checkpoint (`backend=torch`: a .ckpt of e2e_him.train, the authors' file, a Hub
+    folder or `hf://<user>/<repo>`) or an exported model (`backend=onnx`, a .onnx of e2e_him.export), and its
+    stored `score_threshold` / `min_area`."""
     path = Path(ckpt_path)
     if backend == "onnx" or (backend == "auto" and path.suffix.lower() == ".onnx"):
         if path.suffix.lower() != ".onnx":
@@ -128,10 +129,10 @@ def build_backend(
     from e2e_him.models.checkpoint import load_module
 
     target = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    module = load_module(path, map_location=target)
+    module = load_module(str(ckpt_path), map_location=target)  # a path, a Hub folder or hf://<user>/<repo>
     engine = TorchBackend(module.net, target, precision, channels_last, compile, band_tile)
     stored = {k: float(module.hparams[k]) for k in ("score_threshold", "min_area") if k in module.hparams}
     log.info("backend: torch on %s, %s%s", engine.device, engine.precision, ", channels-last" * channels_last)
-    if note := float32_cpu_note(precision, engine.precision, engine.device, str(path)):
+    if note := float32_cpu_note(precision, engine.precision, engine.device, str(ckpt_path)):
         log.info(note)
     return engine, stored

@@ -1,5 +1,7 @@
 """Loud warnings when a run tagged as one of the paper's setups departs from the paper in a way that changes
-its results (Section IV-B), so that nobody mistakes such a run for a reproduction."""
+its results (Section IV-B), so that nobody mistakes such a run for a reproduction: today a backbone that
+starts from random weights (`model.net.backbone.pretrained=null`, which the CPU smoke configs set) where the
+paper experiments fetch ImageNet weights."""
 
 from __future__ import annotations
 
@@ -21,9 +23,10 @@ def paper_departures(cfg: DictConfig) -> list[str]:
     if backbone is not None and backbone.get("pretrained") is None and not whole_network:
         name = backbone.get("name") or backbone.get("_target_", "the backbone")
         found.append(
-            f"the backbone ({name}) starts from random weights; the paper initialises it with ImageNet "
-            "weights. Download them yourself (e.g. timm's `pytorch_model.bin` / `model.safetensors` of that "
-            "model) and pass model.net.backbone.pretrained=/path/to/that/file (never downloaded at run time)."
+            f"the backbone ({name}) starts from random weights (model.net.backbone.pretrained=null, as "
+            "debug=smoke sets it); the paper initialises it with ImageNet weights, which the paper "
+            "experiments fetch by default (pretrained: timm, the tag pinned in the backbone's config; "
+            "docs/weights.md)."
         )
     return found
 

@@ -9,20 +9,27 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 
-def find_root(source: Path | None = None, cwd: Path | None = None) -> Path:
-    """The repository folder that holds `conf/`: the source checkout this package runs from (`pip install
-    -e .`, as `make setup` does), else the working directory (a clone, next to a non-editable install). When
-    neither has `conf/train.yaml`, the source folder: Hydra's error then names the folder it did not find."""
-    source = Path(__file__).resolve().parents[3] if source is None else source  # <checkout>/src/e2e_him/utils
-    cwd = Path.cwd() if cwd is None else cwd
-    for candidate in (source, cwd):
-        if (candidate / "conf" / "train.yaml").is_file():
-            return candidate
-    return source
+def find_conf(
+    source: Path | None = None, packaged: Path | None = None, cwd: Path | None = None
+) -> tuple[Path, Path]:
+    """(the root that `paths.root_dir` means: outputs/ and data/ go under it, the folder of the configs).
+
+    A source checkout (`pip install -e .`, as `make setup` does, or `PYTHONPATH=src`): the checkout and its
+    `conf/`. An installed wheel, which carries `conf/` inside the package (`e2e_him/conf`, pyproject.toml):
+    the working directory and those configs. When neither has `train.yaml`, the source folder: Hydra's error
+    then names the folder it did not find.
+    """
+    here = Path(__file__).resolve()
+    source = here.parents[3] if source is None else source  # <checkout>/src/e2e_him/utils/resolvers.py
+    packaged = here.parents[1] / "conf" if packaged is None else packaged  # <site-packages>/e2e_him/conf
+    if (source / "conf" / "train.yaml").is_file():
+        return source, source / "conf"
+    if (packaged / "train.yaml").is_file():
+        return (Path.cwd() if cwd is None else cwd), packaged
+    return source, source / "conf"
 
 
-REPO_ROOT = find_root()
-CONF_DIR = REPO_ROOT / "conf"
+REPO_ROOT, CONF_DIR = find_conf()
 
 
 def _first_set(*values):

@@ -1,8 +1,9 @@
 """timm ResNets and Swin Transformers behind the backbone contract, fed by the deep stem's H/4 features.
 
-Both wrappers build the timm model with `pretrained=False` (no hub download ever), drop the parts that the
-deep stem replaces, and load ImageNet weights only from a local file (`pretrained=<path>`), non-strictly,
-logging what did not match.
+Both wrappers build the timm model with `pretrained=False`, drop the parts that the deep stem replaces, and
+load ImageNet weights from a file, non-strictly, logging what did not match: a local file, or one that
+`hub_weights` fetches into (or finds in) the Hugging Face cache (`pretrained=timm`: timm's weights of the tag
+pinned in the config, `pretrained_tag`; `pretrained=hf-hub:<org>/<repo>`).
 
 - ResNet: conv1 / bn1 / act1 / maxpool and the classifier are dropped; a 1x1 conv-GN-ReLU adapter maps the
   stem's 128 channels to the 64 that layer1 expects. `norm` picks GroupNorm (default: the paper trains with
@@ -31,6 +32,7 @@ from timm.models.swin_transformer import checkpoint_filter_fn as swin_checkpoint
 from torch import nn
 
 from e2e_him.models.backbones import STRIDES, Backbone
+from e2e_him.models.backbones.hub_weights import resolve_pretrained
 from e2e_him.models.backbones.swin_windows import WINDOW_PADDINGS, use_pad_then_shift
 from e2e_him.models.init import kaiming_init
 from e2e_him.models.layers import ConvGNAct, nchw_from_tokens
@@ -138,14 +140,17 @@ class TimmResNetBackbone(Backbone):
         norm: str = "gn",
         gn_groups: int = 32,
         drop_path_rate: float = 0.0,
+        pretrained_tag: str | None = None,
     ) -> None:
         """Args:
         name: a timm ResNet (resnet18, resnet50, resnet101, ...).
         in_channels: stem channels at H/4 (128).
-        pretrained: local ImageNet weights of the timm model (e.g. its `pytorch_model.bin`), or None.
+        pretrained: ImageNet weights of the timm model: a local file, "timm" (timm's `<name>.<pretrained_tag>`
+            from the Hugging Face Hub cache), "hf-hub:<org>/<repo>", or None (random; hub_weights.py).
         norm: "gn" (GroupNorm, default), "bn" (BatchNorm), "frozen_bn" (FrozenBatchNorm2d).
         gn_groups: GroupNorm groups when norm="gn".
         drop_path_rate: stochastic depth in the residual blocks (timm's; 0 = none).
+        pretrained_tag: timm's pretrained tag that `pretrained="timm"` fetches (e.g. tv_in1k).
         """
         super().__init__()
         body = timm.create_model(name, pretrained=False, num_classes=0, drop_path_rate=drop_path_rate)
@@ -166,7 +171,7 @@ class TimmResNetBackbone(Backbone):
             }
             load_local_weights(
                 self.body,
-                pretrained,
+                resolve_pretrained(pretrained, name, pretrained_tag),
                 dropped_prefixes=("conv1.", "bn1.", "fc."),
                 dropped_suffixes=statistics.get(norm, ()),
             )
@@ -192,18 +197,22 @@ class TimmSwinBackbone(Backbone):
         drop_path_rate: float = 0.3,
         out_norm_levels: Sequence[int] = (1, 2, 3),
         window_padding: str = "shift_then_pad",
+        pretrained_tag: str | None = None,
     ) -> None:
         """Args:
         name: a timm Swin (v1) with patch size 4, e.g. swin_tiny_patch4_window7_224,
             swin_base_patch4_window7_224.
         in_channels: stem channels at H/4 (128).
-        pretrained: local ImageNet weights (timm's or the original Microsoft checkpoint), or None.
+        pretrained: ImageNet weights: a local file (timm's or the original Microsoft checkpoint), "timm"
+            (timm's `<name>.<pretrained_tag>` from the Hugging Face Hub cache), "hf-hub:<org>/<repo>", or
+            None (random; hub_weights.py).
         drop_path_rate: stochastic depth (Mask2Former's Swin setting 0.3; the paper gives none).
         out_norm_levels: indices of the returned maps that get their own LayerNorm. E2E-HIM reads only the
             stride 8-32 maps, and a norm on the stride-4 map would be a parameter without a gradient (which
             DistributedDataParallel rejects unless told to look for unused parameters).
         window_padding: "shift_then_pad" (timm's order) or "pad_then_shift" (the Swin detection code's order,
             which the authors' release uses; backbones/swin_windows.py). Same parameters either way.
+        pretrained_tag: timm's pretrained tag that `pretrained="timm"` fetches (e.g. ms_in1k).
         """
         super().__init__()
         body = timm.create_model(
@@ -233,7 +242,7 @@ class TimmSwinBackbone(Backbone):
         if pretrained is not None:
             load_local_weights(
                 self.body,
-                pretrained,
+                resolve_pretrained(pretrained, name, pretrained_tag),
                 dropped_prefixes=("patch_embed.proj.", "head.", "norm."),
                 filter_fn=swin_checkpoint_filter,
             )

@@ -27,6 +27,7 @@ import torch
 from timm.layers import trunc_normal_
 from torch import nn
 
+from e2e_him.models.backbones.hub_weights import resolve_pretrained
 from e2e_him.models.backbones.vitaev2_cells import NormalCell, ReductionCell
 from e2e_him.models.layers import nchw_from_tokens
 
@@ -198,14 +199,20 @@ def vitaev2_s(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ViTAEv2:
 def load_pretrained(model: nn.Module, path: str | Path) -> None:
     """Load a local checkpoint non-strictly, logging what did not match; raise if nothing matched.
 
-    Accepts a plain state dict or one under "state_dict" / "model"; strips a DistributedDataParallel "module."
-    prefix. Entries whose shape differs from the model's (e.g. the first RC's input convolutions when a
-    3-channel classifier checkpoint meets the 128-channel backbone) are skipped and logged.
+    Accepts a .safetensors file, or a torch file with a plain state dict or one under "state_dict" / "model";
+    strips a DistributedDataParallel "module." prefix. Entries whose shape differs from the model's (e.g. the
+    first RC's input convolutions when a 3-channel classifier checkpoint meets the 128-channel backbone) are
+    skipped and logged.
     """
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"ViTAEv2 pretrained weights not found: {file}")
-    checkpoint = torch.load(file, map_location="cpu", weights_only=True)
+    if file.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        checkpoint = load_file(str(file))
+    else:
+        checkpoint = torch.load(file, map_location="cpu", weights_only=True)
     if isinstance(checkpoint, dict):
         for key in ("state_dict", "model"):
             if isinstance(checkpoint.get(key), dict):
@@ -257,10 +264,13 @@ class ViTAEv2Backbone(nn.Module):
         pcm_norm: str = "group",
         out_norm: bool = True,
         out_norm_levels: Sequence[int] = (1, 2, 3),
+        pretrained_tag: str | None = None,
     ) -> None:
         """Args:
         in_channels: channels of the stem's H/4 features (128 in E2E-HIM).
-        pretrained: local checkpoint path (classifier or backbone keys) or None; see `load_pretrained`.
+        pretrained: local checkpoint path (classifier or backbone keys; see `load_pretrained`),
+            "hf-hub:<org>/<repo>" (a model.safetensors on the Hugging Face Hub), or None. No copy of ViTAEv2
+            in timm or on the Hub is known, so "timm" stops and says where its authors publish it.
         variant: "s" (the paper's ViTAEv2-S), "48m" or "b".
         window_size: attention window of stages 1-2.
         first_kernel_size: PRM kernel of the stride-1 first RC (the classifier's stride-4 RC uses 7).
@@ -271,6 +281,7 @@ class ViTAEv2Backbone(nn.Module):
         out_norm_levels: indices (0 = stride 4) of the maps that get a LayerNorm. E2E-HIM reads only the
             stride 8, 16 and 32 maps, so a norm on the stride-4 one would hold parameters that never get a
             gradient.
+        pretrained_tag: a timm tag for `pretrained="timm"`; None, as timm has no ViTAEv2.
         """
         super().__init__()
         if variant not in VARIANTS:
@@ -294,7 +305,7 @@ class ViTAEv2Backbone(nn.Module):
         )
         self.apply(init_weights)
         if pretrained is not None:
-            load_pretrained(self, pretrained)
+            load_pretrained(self, resolve_pretrained(pretrained, None, pretrained_tag, type(self).__name__))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Stem features (B, in_channels, H/4, W/4) -> [(B, C_i, H/s_i, W/s_i) for s_i in 4, 8, 16, 32]."""

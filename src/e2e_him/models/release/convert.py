@@ -221,7 +221,8 @@ def build_release_module(run_config: Mapping[str, Any]):
 
 def module_from_release(obj: Any, source: str = "the file", overrides: Sequence[str] = ()):
     """An `E2EHIMModule` in the released layout holding the release's weights `obj` (what torch.load gave),
-    with `run_config` set; a file that is not the release's is refused with the names of its wrong keys."""
+    with `run_config` set (its `source` names the file `source`); a file that is not the release's is refused
+    with the names of its wrong keys."""
     release = unwrap_state_dict(obj, source)
     run_config = release_run_config(overrides)
     module = build_release_module(run_config)
@@ -232,5 +233,9 @@ def module_from_release(obj: Any, source: str = "the file", overrides: Sequence[
             f"{source}: neither a checkpoint of this project nor the authors' release: {err}"
         ) from err
     module.net.load_state_dict(net_state, strict=True)
-    module.run_config = run_config
+    # the weights' origin travels with them (their authors' terms: models.checkpoint.derives_from_release)
+    module.run_config = {
+        **run_config,
+        "source": {"converted_from": Path(source).name, "layout": "release_swint"},
+    }
     return module
