@@ -26,6 +26,7 @@ COMMANDS = {
     "e2e-him-predict": "e2e_him.predict:main",
     "e2e-him-export": "e2e_him.export:main",
     "e2e-him-convert-release": "e2e_him.convert_release:main",
+    "e2e-him-demo": "e2e_him.demo:main",
 }
 
 

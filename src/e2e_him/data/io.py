@@ -32,7 +32,8 @@ def _open(path: str | Path, decode: bool = True) -> Image.Image:
         img = Image.open(path)
         if decode:
             img.load()  # decode now so that truncated files fail here, not later
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    # DecompressionBombError: more pixels than PIL's limit (Image.MAX_IMAGE_PIXELS x 2), refused unread
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as err:
         raise ImageReadError(f"{path}: cannot read image ({err})") from err
     return img
 

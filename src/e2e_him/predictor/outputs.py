@@ -91,15 +91,23 @@ class Extras:
         return estimate_foreground(image, union(alphas[keep], image.shape[:2])), keep
 
 
-def write_photo(output: Path, stem: str, image: np.ndarray, alphas: np.ndarray, extras: Extras) -> None:
-    """Everything predict writes for one photo (module doc)."""
+def write_photo(
+    output: Path,
+    stem: str,
+    image: np.ndarray,
+    alphas: np.ndarray,
+    extras: Extras,
+    foreground: tuple[np.ndarray, list] | None = None,
+) -> None:
+    """Everything predict writes for one photo (module doc); `foreground`: `extras.foreground`'s result when
+    the caller has it already (the web demo keeps it while only the background changes)."""
     write_people(output / stem, alphas)
     ids = np.arange(len(alphas))
     if extras.overlay:
         write_image(output / f"{stem}_overlay.jpg", overlay_instances(image, alphas))
     if not extras.needs_foreground:
         return
-    fg, keep = extras.foreground(image, alphas, ids)
+    fg, keep = foreground if foreground is not None else extras.foreground(image, alphas, ids)
     if extras.background is not None:
         picture = composite(fg, union(alphas[keep], image.shape[:2]), extras.background.at(image.shape[:2]))
         write_image(output / "composite" / f"{stem}.jpg", picture)
