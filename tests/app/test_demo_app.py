@@ -31,7 +31,8 @@ gradio_client = pytest.importorskip("gradio_client")
 
 pytestmark = pytest.mark.slow
 # an untrained network: a low threshold keeps people; every setting the demo and predict share
-SETTINGS = ["score_threshold=0.3", "min_area=0", "eval_size=128"]
+SETTINGS = ["score_threshold=0.3", "min_area=0", "eval_size=128", "precision=fp32"]
+LIMITS = ["max_upload_mb=1", "max_video_frames=3"]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def app(tmp_path_factory) -> dict:
     Image.fromarray(rng.integers(0, 255, (90, 160, 3), dtype=np.uint8)).save(photo)
     work = tmp / "work"
     work.mkdir()
-    overrides = [f"ckpt_path={ckpt}", f"run_dir={work / 'out'}", *SETTINGS]
+    overrides = [f"ckpt_path={ckpt}", f"run_dir={work / 'out'}", *SETTINGS, *LIMITS]
     with running_demo(overrides, cwd=work, log=tmp / "demo.out") as url:
         yield {"url": url, "ckpt": ckpt, "photo": photo, "work": work, "tmp": tmp}
 
@@ -74,7 +75,7 @@ def test_a_photo_through_gradio_client_gives_predicts_mattes(app):
     written = sorted((app["tmp"] / "predict" / "people").glob("*.png"))
     assert len(written) == len(mattes)
     for item, reference in zip(mattes, written):
-        assert item["caption"].startswith(f"people · person {reference.stem} · score")
+        assert item["caption"].startswith(f"people #{reference.stem} · ")
         np.testing.assert_array_equal(
             np.asarray(Image.open(item["image"])), np.asarray(Image.open(reference))
         )
@@ -92,6 +93,13 @@ def test_a_photo_through_gradio_client_gives_predicts_mattes(app):
                                         api_name="/video")  # fmt: skip
     assert "clip.mp4 is not a video this demo can read" in notes and overlay is None
 
+    big = app["tmp"] / "big.jpg"
+    big.write_bytes(b"\xff" * (3 << 19))  # 1.5 MB: over max_upload_mb=1
+    with pytest.raises(Exception, match=r"(?i)too large|exceeds|maximum"):
+        client.predict(
+            [gradio_client.handle_file(str(big))], 0.3, 128, "#00b140", None, "", api_name="/photos"
+        )
+
     notes, _, again, *_ = client.predict([photo], 0.5, 128, "#00b140", None, "", api_name="/photos")
     assert "network outputs reused" in notes and len(again) == _people(notes)  # still answering, cached
     assert sorted(p.name for p in app["work"].iterdir()) == ["out"]  # the demo wrote only in its folder
@@ -107,6 +115,8 @@ def test_the_page_in_chromium_shows_one_matte_per_kept_person(app, tmp_path: Pat
         urls = requested_urls(driver)
     people = _people(shown["notes"])
     assert people > 0 and len(shown["mattes"]) == people
-    assert all(caption.startswith("people · person") for caption in shown["mattes"])
+    assert [caption.split(" · ")[0] for caption in shown["mattes"]] == [
+        f"people #{k:02d}" for k in range(people)
+    ]
     assert Image.open(tmp_path / "demo.png").size[0] > 0
     assert any(app["url"] in url for url in urls) and foreign(urls, "127.0.0.1") == []  # no CDN, no font host

@@ -29,8 +29,7 @@ def test_each_control_reruns_only_what_it_changes(tmp_path: Path):
     demo = PhotoDemo(predictor, tmp_path / "out")
     first = demo.run([photo], 0.5, 64, "#0000ff")
     assert predictor.backend.calls == 1 and first.scores == {"street": [0.9, 0.6]}
-    assert [caption for _, caption in first.mattes] == ["street · person 00 · score 0.90",
-                                                        "street · person 01 · score 0.60"]  # fmt: skip
+    assert [caption for _, caption in first.mattes] == ["street #00 · 0.90", "street #01 · 0.60"]
     assert "network" in first.notes[0] and "2 people" in first.notes[0]
 
     higher = demo.run([photo], 0.7, 64, "#0000ff")  # the threshold: post-processing only
@@ -93,6 +92,14 @@ def test_files_it_cannot_use_are_named_and_the_others_predicted(tmp_path: Path):
     assert nothing.archive is None and nothing.mattes == [] and "broken.jpg" in nothing.markdown()
     wrong = demo.run([good], 0.5, 64, str(tmp_path / "in" / "notes.txt"))  # a background that is no image
     assert "background:" in wrong.markdown() and wrong.composites == [] and wrong.mattes
+
+
+def test_a_photo_over_pils_pixel_limit_is_refused_unread(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 48 x 96 > 2 x 1000: a "decompression bomb"
+    photo = write_photo(tmp_path / "in" / "bomb.png")
+    result = PhotoDemo(stub_predictor(), tmp_path / "out").run([photo], 0.5, 64, None)
+    assert "bomb.png is not a photo this demo can read" in result.markdown()
+    assert "exceeds limit" in result.markdown() and result.mattes == []
 
 
 def test_a_huge_photo_is_downscaled_with_a_note(tmp_path: Path):

@@ -73,10 +73,13 @@ def photo_tab(photos: PhotoDemo) -> None:
             button = gr.Button("Matte the photos", variant="primary")
         with gr.Column(scale=2):
             notes = gr.Markdown("- upload photos to start", elem_id="photo-notes")
-            overlays = gr.Gallery(label="People", columns=2, height="auto", elem_id="overlays")
-            mattes = gr.Gallery(label="Each person's matte, with its score", columns=4, height="auto",
-                                elem_id="mattes")  # fmt: skip
-            composites = gr.Gallery(label="Composite", columns=2, height="auto", elem_id="composites")
+            with gr.Row():
+                overlays = gr.Gallery(label="People", columns=1, height=360, object_fit="contain",
+                                      elem_id="overlays")  # fmt: skip
+                composites = gr.Gallery(label="Composite", columns=1, height=360, object_fit="contain",
+                                        elem_id="composites")  # fmt: skip
+            mattes = gr.Gallery(label="Each person's matte (photo #rank · p(human))", columns=6,
+                                height=250, object_fit="contain", elem_id="mattes")  # fmt: skip
             archive = gr.File(
                 label="Mattes, cut-outs (RGBA), overlays, composites: one zip", elem_id="photo-zip"
             )

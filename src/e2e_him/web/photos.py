@@ -205,7 +205,7 @@ class PhotoDemo:
             result.overlays.append((str(folder / f"{name}_overlay.jpg"), name))
             for rank, score in enumerate(found["scores"]):
                 result.mattes.append((str(folder / name / f"{rank:02d}.png"),
-                                      f"{name} · person {rank:02d} · score {score:.2f}"))  # fmt: skip
+                                      f"{name} #{rank:02d} · {score:.2f}"))  # fmt: skip
             if backdrop is not None:
                 result.composites.append((str(folder / "composite" / f"{name}.jpg"), name))
             result.scores[name] = [round(float(s), 4) for s in found["scores"]]
