@@ -55,6 +55,8 @@ FLAT_NETWORKS = {
         RELEASE_ARGUMENTS,
     ),
 }
+MODULE_TARGET = "e2e_him.models.module.E2EHIMModule"
+MODULE_ALPHA_LEVELS = 255  # as `E2EHIMModule(alpha_levels=...)` and conf/model/recipe/paper.yaml
 MATCHER_COSTS = ("cost_class", "cost_focal", "cost_dice")
 SHARED_WITH_MATCHER = ("num_points", "focal_alpha", "focal_gamma", "mask_target")
 
@@ -113,6 +115,9 @@ def upgrade_model_config(model: Mapping[str, Any]) -> dict[str, Any]:
         model["net"] = upgrade_net_config(model["net"])
     if isinstance(model.get("criterion"), Mapping):
         model["criterion"] = upgrade_criterion_config(model["criterion"])
+    if model.get("_target_") == MODULE_TARGET:
+        # earlier modules scored float mattes; the module's default (and every recipe) is 8-bit since then
+        model.setdefault("alpha_levels", MODULE_ALPHA_LEVELS)
     return model
 
 
