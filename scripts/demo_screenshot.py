@@ -39,7 +39,7 @@ def screenshot(ckpt: str, photo: Path, out: Path, overrides: list[str], width: i
             with chromium(width, height) as driver:
                 shown = matte_photos(driver, url, [photo], timeout=600)
                 driver.execute_script("window.scrollTo(0, 0)")
-                headline = driver.find_element(By.ID, "model-headline").text
+                headline = " ".join(driver.find_element(By.ID, "model-headline").text.split())
                 out.parent.mkdir(parents=True, exist_ok=True)
                 picture = Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB")
                 picture.save(out, **({"quality": 85} if out.suffix.lower() in (".jpg", ".jpeg") else {}))

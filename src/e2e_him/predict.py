@@ -75,7 +75,8 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     background = Background(cfg.background) if cfg.background is not None else None
     ids = cfg.ids if cfg.ids is None or isinstance(cfg.ids, int) else OmegaConf.to_object(cfg.ids)
     ids = None if ids is None else [int(i) for i in ([ids] if isinstance(ids, int) else ids)]
-    extras = Extras(overlay=cfg.overlay, background=background, ids=ids, cutout=cfg.cutout)
+    extras = Extras(overlay=cfg.overlay, background=background, ids=ids, cutout=cfg.cutout,
+                    alpha_videos=cfg.alpha_videos)  # fmt: skip
     predictor = build_predictor(**{k: cfg[k] for k in PREDICTOR_OPTIONS})
 
     # one output name per input, images and videos together (clip.jpg and clip.mp4 must not share a folder)

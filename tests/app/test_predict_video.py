@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
+import imageio.v2 as imageio
+import imageio_ffmpeg
 import numpy as np
 import pytest
 from PIL import Image
 from stub_network import stub_predictor, write_video
 
 from e2e_him.predictor.composites import Background
-from e2e_him.predictor.outputs import Extras
+from e2e_him.predictor.outputs import Extras, write_alpha_videos, write_people
 from e2e_him.predictor.pipeline import predict_video
-from e2e_him.predictor.video import VideoReadError, VideoStream
+from e2e_him.predictor.video import VideoReadError, VideoStream, has_sound
 
 
 def test_stream_reads_every_kept_frame_with_its_index(tmp_path: Path):
@@ -107,3 +110,64 @@ def test_a_folder_of_frames_is_tracked_as_one_video(tmp_path: Path):
     assert sorted(p.name for p in (tmp_path / "out" / "pha" / "00003").iterdir()) == [
         "00000", "00001", "00002", "00010"
     ]  # fmt: skip
+
+
+def _with_sound(clip: Path, out: Path, seconds: float = 2.0) -> Path:
+    """`clip` with a sine tone longer than its pictures (ffmpeg's lavfi source, AAC)."""
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    tone = f"sine=frequency=440:duration={seconds}"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-y", "-i", str(clip), "-f", "lavfi", "-i", tone,
+                    "-c:v", "copy", "-c:a", "aac", str(out)], check=True)  # fmt: skip
+    return out
+
+
+def _seconds(path: Path, kind: str) -> float:
+    """Duration of the first `kind` ("v" or "a") stream of `path`, decoded to the end by ffmpeg."""
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    run = subprocess.run([ffmpeg, "-hide_banner", "-i", str(path), "-map", f"0:{kind}:0", "-f", "null", "-"],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    h, m, s = re.findall(r"time=(\d+):(\d+):([\d.]+)", run.stderr)[-1]
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+def test_the_composite_keeps_the_clips_sound_cut_to_its_frames(tmp_path: Path):
+    write_video(tmp_path / "silent.mp4", 10)  # 1 s at 10 frames/s
+    clip = _with_sound(tmp_path / "silent.mp4", tmp_path / "talk.mp4")
+    assert has_sound(clip) and not has_sound(tmp_path / "silent.mp4")
+    extras = Extras(overlay=True, background=Background("green"))
+    summary = predict_video(stub_predictor(), clip, tmp_path / "out", extras, max_frames=5)
+    composite = tmp_path / "out" / "talk_composite.mp4"
+    assert summary["sound"] and has_sound(composite) and not has_sound(tmp_path / "out" / "talk_overlay.mp4")
+    assert _seconds(composite, "v") == pytest.approx(0.5, abs=0.05)
+    assert _seconds(composite, "a") == pytest.approx(0.5, abs=0.1)  # the tone cut with the pictures
+    assert len(imageio.mimread(composite)) == 5  # the pictures untouched by the remux
+
+    quiet = predict_video(stub_predictor(), tmp_path / "silent.mp4", tmp_path / "quiet", extras)
+    assert not quiet["sound"] and not has_sound(tmp_path / "quiet" / "silent_composite.mp4")
+
+
+def test_alpha_videos_show_each_id_over_every_frame(tmp_path: Path):
+    write_video(tmp_path / "clip.mp4", 4)
+    out = tmp_path / "out"
+    predict_video(stub_predictor(), tmp_path / "clip.mp4", out, Extras(overlay=False, alpha_videos=True))
+    videos = sorted(p.name for p in out.glob("*.mp4"))
+    ids = sorted(p.stem for p in (out / "pha" / "clip" / "00000").iterdir())
+    assert videos == [f"clip_alpha_{i}.mp4" for i in ids] and len(ids) == 2
+    for i in ids:
+        frames = imageio.mimread(out / f"clip_alpha_{i}.mp4")
+        assert len(frames) == 4
+        for index, frame in enumerate(frames):  # the PNG's matte, through H.264: within a few levels
+            matte = np.asarray(Image.open(out / "pha" / "clip" / f"{index:05d}" / f"{i}.png"), dtype=float)
+            assert np.abs(frame.astype(float).mean(axis=2) - matte).mean() < 4
+
+
+def test_an_alpha_video_is_black_where_its_person_is_absent(tmp_path: Path):
+    mattes = tmp_path / "pha" / "clip"
+    present = np.full((32, 48), 0.8, np.float32)  # written as 204
+    write_people(mattes / "00000", np.stack([present]), np.array([3]))
+    write_people(mattes / "00001", np.zeros((0, 32, 48), np.float32), np.array([], int))  # nobody
+    write_people(mattes / "00002", np.stack([present]), np.array([3]))
+    videos = write_alpha_videos(mattes, ["00000", "00001", "00002"], (32, 48), tmp_path / "clip", 10.0)
+    assert [p.name for p in videos] == ["clip_alpha_03.mp4"]
+    levels = [frame.mean() for frame in imageio.mimread(videos[0])]
+    assert levels == pytest.approx([204, 0, 204], abs=3)

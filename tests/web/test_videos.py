@@ -30,6 +30,7 @@ def test_a_clip_gives_predicts_files_videos_and_zip_with_progress(tmp_path: Path
     assert folder.parent == tmp_path / "out" / "videos"
     assert Path(result.overlay).name == "dance_overlay.mp4" and Path(result.composite).is_file()
     assert result.summary["videos"][0]["frames"] == 4 and result.summary["videos"][0]["mattes"] == "pha/dance"
+    assert [caption for _, caption in result.alpha_videos] == ["id 00", "id 01"]  # one matte video per id
 
     reference = tmp_path / "predict"
     predict_video(stub_predictor(), clip, reference, Extras(background=Background("#0000ff")), max_frames=4)
@@ -46,6 +47,7 @@ def test_a_clip_gives_predicts_files_videos_and_zip_with_progress(tmp_path: Path
         "fgr/dance/00003.jpg",
         "dance_overlay.mp4",
         "dance_composite.mp4",
+        "dance_alpha_01.mp4",
         "summary.json",
     } <= names
 

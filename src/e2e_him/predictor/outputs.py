@@ -7,7 +7,9 @@ score), `<output>/<stem>_overlay.jpg`; with `background=`: `<output>/composite/<
 Videos (V-HIM60's layout, so that `eval pred_dir=` scores them): `<output>/pha/<video>/<frame>/<id>.png`
 (frame = 5-digit 0-based index of the frame in the video, id = 2-digit track id) and the frame itself as
 `<output>/fgr/<video>/<frame>.jpg`; `<output>/<video>_overlay.mp4`; with `background=`:
-`<output>/<video>_composite.mp4`; with `cutout=true`: `<output>/cutout/<video>/<frame>/<id>.png`.
+`<output>/<video>_composite.mp4` (with the input's sound); with `cutout=true`:
+`<output>/cutout/<video>/<frame>/<id>.png`; with `alpha_videos=true`: `<output>/<video>_alpha_<id>.mp4`, each
+person's matte as a grey video over every frame (black where the person is absent).
 
 A file that cannot be written stops the run with an `OutputWriteError` naming it; what was written stays.
 """
@@ -24,7 +26,7 @@ from PIL import Image
 
 from e2e_him.data.io import write_alpha
 from e2e_him.predictor.composites import Background, chosen, composite, cutout, estimate_foreground, union
-from e2e_him.predictor.video import LazyVideoWriter
+from e2e_him.predictor.video import LazyVideoWriter, add_sound
 from e2e_him.visual.overlays import overlay_instances
 
 
@@ -80,6 +82,7 @@ class Extras:
     background: Background | None = None
     ids: Sequence[int] | None = None  # people of the composites and cut-outs (None = all)
     cutout: bool = False
+    alpha_videos: bool = False  # videos: one grey matte video per track id
 
     @property
     def needs_foreground(self) -> bool:
@@ -119,8 +122,12 @@ def write_photo(
 class VideoOutputs:
     """The per-frame files and the .mp4 files of one video (module doc); `close` finishes the videos."""
 
-    def __init__(self, output: Path, stem: str, fps: float, extras: Extras) -> None:
+    def __init__(
+        self, output: Path, stem: str, fps: float, extras: Extras, sound: Path | None = None
+    ) -> None:
         self.output, self.stem, self.extras = output, stem, extras
+        self.sound_source, self.sound = sound, False  # the composite takes `sound`'s audio at `close`
+        self.fps, self.frames, self.size = fps, [], (0, 0)  # frame names written, (H, W)
         self.overlay = LazyVideoWriter(output / f"{stem}_overlay.mp4", fps) if extras.overlay else None
         self.composite = None
         if extras.background is not None:
@@ -134,6 +141,8 @@ class VideoOutputs:
         """Outputs of frame `index` (0-based in the video) with its people's mattes and track ids."""
         name = f"{index:05d}"
         write_people(self.mattes / name, alphas, ids)
+        self.frames.append(name)
+        self.size = frame.shape[:2]
         write_image(self.output / "fgr" / self.stem / f"{name}.jpg", frame)
         if self.overlay is not None:
             self.overlay.append(overlay_instances(frame, alphas, ids=ids))
@@ -152,3 +161,30 @@ class VideoOutputs:
         for writer in (self.overlay, self.composite):
             if writer is not None:
                 writer.close()
+        if self.composite is not None and self.composite.frames and self.sound_source is not None:
+            self.sound = add_sound(self.composite.path, self.sound_source)
+            self.sound_source = None
+        if self.extras.alpha_videos and self.frames:
+            write_alpha_videos(self.mattes, self.frames, self.size, self.output / self.stem, self.fps)
+            self.frames = []
+
+
+def write_alpha_videos(
+    mattes: Path, frames: Sequence[str], size: tuple[int, int], prefix: Path, fps: float
+) -> list[Path]:
+    """`<prefix>_alpha_<id>.mp4` for every track id under `mattes/<frame>/<id>.png`: the person's matte as a
+    grey video over all `frames`, black where they are absent; one video at a time, read back from the PNGs
+    (so memory does not grow with the clip). Returns the videos, by id."""
+    ids = sorted({int(p.stem) for frame in frames for p in (mattes / frame).glob("*.png")})
+    videos = []
+    for track in ids:
+        writer = LazyVideoWriter(prefix.with_name(f"{prefix.name}_alpha_{track:02d}.mp4"), fps)
+        try:
+            for frame in frames:
+                png = mattes / frame / f"{track:02d}.png"
+                alpha = np.asarray(Image.open(png)) if png.is_file() else np.zeros(size, np.uint8)  # (H, W)
+                writer.append(np.repeat(alpha[..., None], 3, axis=2))  # (H, W, 3) grey
+        finally:
+            writer.close()
+        videos.append(writer.path)
+    return videos

@@ -68,7 +68,7 @@ def predict_video(
 ) -> dict[str, Any]:
     """Mattes of every kept frame of a video file, or of a folder of frames, with track ids
     (predictor.outputs' video layout), streamed: at most `batch_size` frames are in memory at once.
-    Returns {"video", "mattes", "frames", "ids", "problem"}.
+    Returns {"video", "mattes", "frames", "ids", "problem", "sound"} (sound: the composite has the input's).
 
     Args:
         on_frame: optional callable(frame index), called after each frame is written (tests, progress).
@@ -76,7 +76,7 @@ def predict_video(
     stem = stem or path.stem
     stream = FrameFolder(path, stride, max_frames) if path.is_dir() else VideoStream(path, stride, max_frames)
     tracker = tracker or IoUTracker()
-    writers = VideoOutputs(output, stem, stream.fps, extras)
+    writers = VideoOutputs(output, stem, stream.fps, extras, sound=None if path.is_dir() else path)
     frames = 0
 
     def flush(pending: list[tuple[int, np.ndarray]]) -> None:
@@ -108,4 +108,5 @@ def predict_video(
         "frames": frames,
         "ids": tracker.ids_issued,
         "problem": stream.problem,
+        "sound": writers.sound,
     }

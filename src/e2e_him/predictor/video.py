@@ -1,12 +1,16 @@
 """Video streaming for predict: frames decoded one at a time (ffmpeg through imageio), mp4 writers opened
 lazily and always closed, so memory does not grow with the video's length and a failure keeps what was
 written. Problems are reported with the file's name: a file that cannot be opened, a video without frames,
-and a video that ends before the length its header announces (the frames read so far are kept)."""
+and a video that ends before the length its header announces (the frames read so far are kept). A composite
+takes the input's sound (`add_sound`)."""
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -158,3 +162,36 @@ class LazyVideoWriter:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def _ffmpeg() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def has_sound(path: str | Path) -> bool:
+    """Whether the file at `path` holds an audio stream (ffmpeg's description of its streams)."""
+    probe = subprocess.run([_ffmpeg(), "-hide_banner", "-nostdin", "-i", str(path)],
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    return re.search(r"Stream #\S+.*: Audio:", probe.stderr) is not None
+
+
+def add_sound(video: str | Path, source: str | Path) -> bool:
+    """Give the silent `video` the first audio stream of `source` (AAC; cut to the video's length, so a clip
+    cut after N frames keeps the sound of those frames), in place. True when it has sound now; a source
+    without sound, or an ffmpeg failure (logged), leaves `video` as it was."""
+    video = Path(video)
+    if not video.is_file() or not Path(source).is_file() or not has_sound(source):
+        return False
+    joined = video.with_name(f"{video.stem}.sound{video.suffix}")
+    command = [_ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(video),
+               "-i", str(source), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac",
+               "-shortest", str(joined)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not joined.is_file():
+        log.warning("%s: kept without sound (ffmpeg: %s)", video.name, done.stderr.strip()[-300:])
+        joined.unlink(missing_ok=True)
+        return False
+    os.replace(joined, video)
+    return True

@@ -106,7 +106,7 @@ class VideoDemo:
         """predict_video into a fresh `folder`: the summary, or None (and a note) for a clip it cannot use."""
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        extras = Extras(overlay=True, background=backdrop)
+        extras = Extras(overlay=True, background=backdrop, alpha_videos=True)
         started, done = time.perf_counter(), 0
 
         def on_frame(index: int) -> None:
@@ -148,6 +148,8 @@ class VideoDemo:
                 f"stopped after {self.max_frames} frames, the demo's limit (`max_video_frames` in "
                 "conf/demo.yaml); `e2e-him-predict` takes the whole clip"
             )
+        if video.get("sound"):
+            result.notes.append("the composite keeps the clip's sound (cut to the frames predicted)")
         if video.get("problem"):
             result.notes.append(f"problem: {video['problem']}")
         overlay, composite = folder / f"{stem}_overlay.mp4", folder / f"{stem}_composite.mp4"
