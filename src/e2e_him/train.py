@@ -132,7 +132,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer.test(model=model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True)
         metrics = flat_metrics(trainer.callback_metrics, "test/")
         if trainer.is_global_zero:
-            write_report(output_dir, metrics, [], title=f"{cfg.experiment_name} (test on the val split)")
+            loaders = trainer.test_dataloaders
+            loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
+            scored = sum(len(loader.dataset) for loader in loaders if loader is not None)
+            notes = [f"{scored} images scored by the module's test metrics (per image: `eval ckpt_path=`)."]
+            title = f"{cfg.experiment_name} (test on the val split)"
+            write_report(output_dir, metrics, [], title=title, notes=notes)
 
     picture = None
     if cfg.get("picture_images", 0) and trainer.is_global_zero:

@@ -36,7 +36,9 @@ def test_train_writes_checkpoints_metrics_and_pictures(trained_run: Path):
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert METRIC_KEYS <= set(metrics) and all(np.isfinite(list(metrics.values())))
     assert 0.0 <= metrics["REC_0.5"] <= 1.0
-    assert (trained_run / "metrics.md").read_text().count("|") > 8
+    report = (trained_run / "metrics.md").read_text()
+    assert report.count("|") > 8
+    assert "4 images scored by the module's test metrics" in report  # debug=smoke validates on 4 images
     summary = json.loads((trained_run / "summary.json").read_text())
     assert summary["metrics_json"] == str(trained_run / "metrics.json")
     picture = Image.open(trained_run / "predictions.png")

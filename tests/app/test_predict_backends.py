@@ -8,10 +8,10 @@ import logging
 import pytest
 import torch
 
-from e2e_him.predictor import precision
 from e2e_him.predictor.backends import TorchBackend
 from e2e_him.predictor.mattes import build_backend
 from e2e_him.predictor.precision import float32_cpu_note, resolve_precision
+from e2e_him.utils import hardware
 
 
 class Tiny(torch.nn.Module):
@@ -28,8 +28,8 @@ class Tiny(torch.nn.Module):
 
 
 def _cpu(monkeypatch, machine: str, flags: set[str]) -> None:
-    monkeypatch.setattr(precision.platform, "machine", lambda: machine)
-    monkeypatch.setattr(precision, "_cpu_flags", lambda: flags)
+    monkeypatch.setattr(hardware.platform, "machine", lambda: machine)
+    monkeypatch.setattr(hardware, "_cpu_flags", lambda: flags)
 
 
 def test_bf16_is_chosen_only_where_the_cpu_has_it(monkeypatch, caplog):

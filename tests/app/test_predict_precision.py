@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from e2e_him.predictor import precision
 from e2e_him.predictor.backends import TorchBackend
 from e2e_him.predictor.mattes import build_backend
 from e2e_him.predictor.precision import alpha_only_parts, bf16_in
+from e2e_him.utils import hardware
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
 from model_builders import build_small_net
@@ -23,8 +23,8 @@ from model_builders import build_small_net
 @pytest.fixture
 def native(monkeypatch):
     """A CPU that reports AVX512-BF16 (autocast runs on any CPU; only the choice is mocked)."""
-    monkeypatch.setattr(precision.platform, "machine", lambda: "x86_64")
-    monkeypatch.setattr(precision, "_cpu_flags", lambda: {"avx512_bf16"})
+    monkeypatch.setattr(hardware.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(hardware, "_cpu_flags", lambda: {"avx512_bf16"})
 
 
 @torch.no_grad()

@@ -88,6 +88,27 @@ def test_mask_prior_adds_one_kernel_weight_per_map():
     assert out["alpha_fin"].shape == (1, net.num_queries, 64, 64)
 
 
+def test_trimap_stride_8_predicts_the_trimap_on_the_perception_grid_and_trains():
+    net = build_small_net("resnet18", seed=0, matting={"trimap_stride": 8})
+    assert net.matting.refiner.trimap_proj is None  # no H/2 trimap projection left unused
+    batch = _batch()
+    outputs = net(batch["image"])
+    assert outputs["trimap_logits"].shape[-2:] == (8, 8) == outputs["pred_masks"].shape[-2:]
+    assert outputs["alpha_fin"].shape[-2:] == (64, 64)
+    losses = SetCriterion()(outputs, batch)
+    assert torch.isfinite(losses["loss"]) and losses["loss_tri"] > 0
+    losses["loss"].backward()
+    assert net.matting.trimap_head[-1].weight.grad.abs().sum() > 0
+
+
+def test_trimap_stride_2_is_the_paper_refiner_trimap():
+    net = build_small_net("resnet18", seed=0)
+    assert net.matting.trimap_head is None
+    assert net(torch.randn(1, 3, 64, 64))["trimap_logits"].shape[-2:] == (32, 32)
+    with pytest.raises(ValueError, match="trimap_stride"):
+        build_small_net("resnet18", seed=0, matting={"trimap_stride": 4})
+
+
 def test_part_iou_is_one_for_perfect_outputs_and_lower_for_shifted_ones():
     batch = _batch(b=1)
     logits = torch.where(batch["masks"] > 0.5, 10.0, -10.0)  # (1, 2, 64, 64)

@@ -228,9 +228,11 @@ def write_report(
         count = f"{scored} frames of {videos} video{'s' if videos != 1 else ''} scored."
     elif mask_sets:
         count = f"{scored} images scored, {scored // max(len(mask_sets), 1)} per mask set."
-    else:
+    elif rows:
         count = f"{scored} images scored."
-    head = [f"# {title}", "", count]
+    else:  # a training run's test: no per-image rows; its notes say what was scored
+        count = ""
+    head = [f"# {title}", "", count] if count else [f"# {title}", ""]
     if mask_sets:
         head.append(
             f"Mask sets ({len(mask_sets)}): {', '.join(mask_sets)}; values are mean (std) over the sets."

@@ -82,7 +82,7 @@ class E2EHIM(NetworkLayout):
                     `guidance_dim` C_g).
                 matting: `InstanceMattingNetwork` arguments but its input widths (`use_fusion`,
                     `fusion_widths`, `use_refiner`, `refiner_widths`, `refiner_convs`, `trimap_channels`,
-                    `alpha_channels`, `mask_prior`).
+                    `alpha_channels`, `mask_prior`, `trimap_stride`).
             shared: C (`hidden_dim`) and the kernel MLPs' `kernel_hidden_dim`, `kernel_layers`.
         """
         guidance = dict(nodes["guidance"])

@@ -68,6 +68,7 @@ class InstanceMattingNetwork(nn.Module):
         kernel_hidden_dim: int = 512,
         kernel_layers: int = 3,
         mask_prior: bool = False,
+        trimap_stride: int = 2,
     ) -> None:
         """Args:
         hidden_dim: C, the width of F_dc and X.
@@ -85,8 +86,15 @@ class InstanceMattingNetwork(nn.Module):
         mask_prior: ours, off in the paper: each query's trimap and alpha decoders also read its own
             perception mask M_pred (Eq. 2, logits upsampled to their resolution) through one more kernel
             weight, so the matting decoders start from where the perception network put the person.
+        trimap_stride: where F_tri comes from. 2 (the paper): the refiner's H/2 stage. 8 (ours, off in the
+            paper; the authors' released layout does the same): a 3x3 conv-GN-ReLU and a 1x1 projection of
+            the fused H/8 features, so T_pred is predicted on the perception grid and upsampled where it is
+            read (Eq. 8, L_tri at H/8); at small training scales the trimap then follows the people's
+            shapes rather than the refiner's textures (docs/training.md).
         """
         super().__init__()
+        if trimap_stride not in (2, 8):
+            raise ValueError(f"matting.trimap_stride must be 2 (the paper) or 8, got {trimap_stride}")
         self.mask_prior = mask_prior
         prior = int(mask_prior)
         in_channels = hidden_dim + guidance_channels
@@ -100,10 +108,14 @@ class InstanceMattingNetwork(nn.Module):
             refiner_widths,
             skip_channels=(quarter, half, 3),
             convs_per_stage=refiner_convs,
-            trimap_channels=trimap_channels,
+            trimap_channels=trimap_channels if trimap_stride == 2 else 0,
             alpha_channels=alpha_channels,
             use_low_level=use_refiner,
         )
+        self.trimap_head: nn.Module | None = None
+        if trimap_stride == 8:
+            width = fusion_widths[0]
+            self.trimap_head = nn.Sequential(ConvGNAct(width, width, 3), nn.Conv2d(width, trimap_channels, 1))
         self.trimap_kernels = KernelMLP(
             hidden_dim, trimap_channels + prior, 3, kernel_hidden_dim, kernel_layers
         )
@@ -124,7 +136,7 @@ class InstanceMattingNetwork(nn.Module):
     def predict_trimaps(
         self, trimap_features: torch.Tensor, codes: torch.Tensor, masks: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Trimap logits T_pred = Conv(F_tri, k_tri) + B(b_tri) (Eq. 6): (B, N, 3, H/2, W/2)."""
+        """Trimap logits T_pred = Conv(F_tri, k_tri) + B(b_tri) (Eq. 6): (B, N, 3, H/s, W/s), s: stride."""
         kernels, biases = self.trimap_kernels(codes)  # (B, N, 3, C_tri [+ 1]), (B, N, 3)
         return self._with_prior(trimap_features, kernels, biases, masks)
 
@@ -155,12 +167,14 @@ class InstanceMattingNetwork(nn.Module):
             masks: M_pred (B, N, H/8, W/8), read with `mask_prior`.
 
         Returns:
-            `trimap_logits` (B, N, 3, H/2, W/2), `alpha_pred` and `alpha_fin` (B, N, H, W).
+            `trimap_logits` (B, N, 3, H/s, W/s) (s: trimap_stride), `alpha_pred`, `alpha_fin` (B, N, H, W).
         """
         x = detailed if guidance is None else cat_channels((detailed, guidance))
         x = self.fusion(x)  # (B, fusion_widths[0], H/8, W/8)
         half, quarter = low_level
         trimap_features, alpha_features = self.refiner(x, (quarter, half, image))
+        if self.trimap_head is not None:
+            trimap_features = self.trimap_head(x)  # (B, C_tri, H/8, W/8)
         decoded = codes if select is None else gather_queries(codes, select)
         prior = None
         if self.mask_prior:

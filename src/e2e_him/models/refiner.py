@@ -37,7 +37,7 @@ class Refiner(nn.Module):
         widths: channels of the H/4, H/2 and H stages.
         skip_channels: channels of the stem's H/4 features, the stem's H/2 features and the image.
         convs_per_stage: 3x3 conv-GN-ReLU layers per stage.
-        trimap_channels: C_tri.
+        trimap_channels: C_tri; 0 = no F_tri (the matting network takes its trimap from H/8 instead).
         alpha_channels: C_alpha (release: 64).
         use_low_level: concatenate the low-level features (False: Table VII's Var6, "no refiner").
         """
@@ -54,19 +54,19 @@ class Refiner(nn.Module):
             )
             prev = width
         self.stages = nn.ModuleList(stages)
-        self.trimap_proj = nn.Conv2d(widths[1], trimap_channels, 1)
+        self.trimap_proj = nn.Conv2d(widths[1], trimap_channels, 1) if trimap_channels else None
         self.alpha_proj = nn.Conv2d(widths[2], alpha_channels, 1)
 
     def forward(
         self, x: torch.Tensor, low_level: Sequence[torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Args:
             x: instance-aware features (B, in_channels, H/8, W/8).
             low_level: [stem H/4 features, stem H/2 features, image (B, 3, H, W)] (ignored without
                 `use_low_level`).
 
         Returns:
-            F_tri (B, C_tri, H/2, W/2) and F_alpha (B, C_alpha, H, W).
+            F_tri (B, C_tri, H/2, W/2) (None with trimap_channels=0) and F_alpha (B, C_alpha, H, W).
         """
         outputs = []
         for stage, skip in zip(self.stages, low_level):
@@ -75,4 +75,5 @@ class Refiner(nn.Module):
                 x = cat_channels((x, skip))
             x = stage(x)
             outputs.append(x)
-        return self.trimap_proj(outputs[1]), self.alpha_proj(outputs[2])
+        trimap = None if self.trimap_proj is None else self.trimap_proj(outputs[1])
+        return trimap, self.alpha_proj(outputs[2])

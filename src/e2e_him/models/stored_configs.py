@@ -57,6 +57,9 @@ FLAT_NETWORKS = {
 }
 MODULE_TARGET = "e2e_him.models.module.E2EHIMModule"
 MODULE_ALPHA_LEVELS = 255  # as `E2EHIMModule(alpha_levels=...)` and conf/model/recipe/paper.yaml
+# switches added to the paper layout since; a config written before them ran with them off
+PAPER_SWITCHES_ADDED = {"matting": {"trimap_stride": 2}}
+PAPER_NETWORK = "e2e_him.models.e2e_him.E2EHIM.from_config"
 MATCHER_COSTS = ("cost_class", "cost_focal", "cost_dice")
 SHARED_WITH_MATCHER = ("num_points", "focal_alpha", "focal_gamma", "mask_target")
 
@@ -93,6 +96,17 @@ def upgrade_net_config(net: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def with_added_switches(net: Mapping[str, Any]) -> dict[str, Any]:
+    """A paper-layout network node with the switches added since it was written, at their off value."""
+    net = dict(net)
+    if net.get("_target_") != PAPER_NETWORK:
+        return net
+    for node, switches in PAPER_SWITCHES_ADDED.items():
+        if isinstance(net.get(node), Mapping):
+            net[node] = {**switches, **net[node]}
+    return net
+
+
 def upgrade_criterion_config(criterion: Mapping[str, Any]) -> dict[str, Any]:
     """A criterion whose matcher node was a `HungarianMatcher` with its own copy of the focal, point and
     mask-target settings: the matcher's cost weights only, the settings the criterion's (its own where it
@@ -112,7 +126,7 @@ def upgrade_model_config(model: Mapping[str, Any]) -> dict[str, Any]:
     """The `model` config node of a checkpoint or run dir of any version, in today's layout (plain types)."""
     model = _moved(copy.deepcopy(dict(model)))
     if isinstance(model.get("net"), Mapping):
-        model["net"] = upgrade_net_config(model["net"])
+        model["net"] = with_added_switches(upgrade_net_config(model["net"]))
     if isinstance(model.get("criterion"), Mapping):
         model["criterion"] = upgrade_criterion_config(model["criterion"])
     if model.get("_target_") == MODULE_TARGET:

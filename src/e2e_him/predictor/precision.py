@@ -6,52 +6,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import platform
 import shlex
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from e2e_him.utils.hardware import native_bf16
+
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "mixed")
-
-
-def _cpu_flags() -> set[str]:
-    """The CPU feature flags of /proc/cpuinfo (Linux); empty elsewhere."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether `device` computes bfloat16 matrix products natively (emulated bf16 is slower than float32).
-
-    CUDA: `torch.cuda.is_bf16_supported()`. CPU: x86 with AVX512-BF16 or AMX-BF16 (oneDNN's fast bf16
-    kernels), or ARM with the BF16 extension; and a tiny convolution under autocast must run.
-    """
-    if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device.type != "cpu":
-        return False
-    flags = _cpu_flags()
-    x86 = platform.machine().lower() in ("x86_64", "amd64")
-    if not ({"avx512_bf16", "amx_bf16"} & flags if x86 else "bf16" in flags):
-        return False
-    try:
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-            out = nn.functional.conv2d(torch.ones(1, 8, 4, 4), torch.ones(8, 8, 3, 3), padding=1)
-        return out.dtype == torch.bfloat16 and bool(torch.isfinite(out.float()).all())
-    except RuntimeError:
-        return False
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

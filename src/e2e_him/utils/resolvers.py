@@ -8,6 +8,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from e2e_him.utils.hardware import training_precision
+
 
 def find_conf(
     source: Path | None = None, packaged: Path | None = None, cwd: Path | None = None
@@ -116,7 +118,7 @@ def optuna_direction(mode: str) -> str:
 
 def register() -> None:
     """Register the resolvers `e2e_him_root`, `e2e_him_or`, `e2e_him_monitor`, `e2e_him_mode`,
-    `e2e_him_run_stamp`, `e2e_him_rank_suffix` and `e2e_him_direction` once."""
+    `e2e_him_run_stamp`, `e2e_him_rank_suffix`, `e2e_him_direction` and `e2e_him_cpu_precision` once."""
     if not OmegaConf.has_resolver("e2e_him_root"):
         OmegaConf.register_new_resolver("e2e_him_root", lambda: str(REPO_ROOT))
     if not OmegaConf.has_resolver("e2e_him_or"):
@@ -131,3 +133,5 @@ def register() -> None:
         OmegaConf.register_new_resolver("e2e_him_rank_suffix", rank_suffix, use_cache=True)
     if not OmegaConf.has_resolver("e2e_him_direction"):
         OmegaConf.register_new_resolver("e2e_him_direction", optuna_direction)
+    if not OmegaConf.has_resolver("e2e_him_cpu_precision"):  # cached: one answer per process
+        OmegaConf.register_new_resolver("e2e_him_cpu_precision", training_precision, use_cache=True)
