@@ -81,8 +81,8 @@ class Predictor:
     ) -> dict[str, torch.Tensor]:
         """The network's `pred_logits` (B, N, 2) and `alpha_fin` (B, N, H, W) for a prepared batch; mattes are
         decoded for the queries that can pass `keep_scores_above` (None: every query; a kept query's matte
-        is the same either way, models/query_selection.py), so that outputs kept with None serve any
-        threshold."""
+        is the same either way up to float rounding, models/query_selection.py), so that outputs kept with
+        None serve any threshold."""
         return self.backend(tensors, keep_scores_above=keep_scores_above)
 
     def people(
