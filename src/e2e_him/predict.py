@@ -3,8 +3,9 @@
 Photos: one alpha PNG per person, `<output>/<stem>/NN.png` (HIM2K's per-instance layout, people sorted by
 score), and a colour overlay `<output>/<stem>_overlay.jpg`. Videos (streamed, ids that follow each person):
 V-HIM60's layout `<output>/pha/<video>/<frame>/<id>.png` plus `<output>/fgr/<video>/<frame>.jpg`, and
-`<output>/<video>_overlay.mp4`; `frames=true` reads a folder of frames as one video.
-`background=<image|colour>` adds composites, `cutout=true` RGBA cut-outs (e2e_him.predictor.outputs).
+`<output>/<video>_overlay.mp4` with the input's sound and frame times; `frames=true` reads a folder of frames
+as one video. `background=<image|colour|video>` adds composites, `cutout=true` RGBA cut-outs,
+`alpha_video=near_lossless|lossless` one matte video per person (e2e_him.predictor.outputs, .video_outputs).
 `ckpt_path=<model.onnx> backend=onnx` runs an exported model with onnxruntime.
 Unreadable inputs are named and skipped (listed in `<output>/failed.txt`); the others are still processed.
 """
@@ -21,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from e2e_him import CONF_DIR
 from e2e_him.data.io import IMAGE_SUFFIXES, ImageReadError, list_images
-from e2e_him.predictor.composites import Background
+from e2e_him.predictor.backgrounds import Background
 from e2e_him.predictor.mattes import PREDICTOR_OPTIONS, build_predictor
 from e2e_him.predictor.outputs import Extras, OutputWriteError, check_output_folder
 from e2e_him.predictor.pipeline import predict_photos, predict_video
@@ -72,17 +73,17 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     """Run the predict app; returns a summary (inputs processed, failures, output folder)."""
     images, movies = find_inputs(Path(cfg.input), cfg.frames)
     output = check_output_folder(Path(cfg.output))
-    background = Background(cfg.background) if cfg.background is not None else None
+    background = Background(cfg.background, cfg.background_loop) if cfg.background is not None else None
     ids = cfg.ids if cfg.ids is None or isinstance(cfg.ids, int) else OmegaConf.to_object(cfg.ids)
     ids = None if ids is None else [int(i) for i in ([ids] if isinstance(ids, int) else ids)]
-    extras = Extras(overlay=cfg.overlay, background=background, ids=ids, cutout=cfg.cutout,
-                    alpha_videos=cfg.alpha_videos)  # fmt: skip
+    extras = Extras(cfg.overlay, background, ids, cfg.cutout, cfg.alpha_video)
     predictor = build_predictor(**{k: cfg[k] for k in PREDICTOR_OPTIONS})
 
     # one output name per input, images and videos together (clip.jpg and clip.mp4 must not share a folder)
     stems = unique_stems([*images, *movies])
     done, failed = predict_photos(predictor, images, stems, output, extras, cfg.batch_size, cfg.workers)
     videos: list[dict[str, Any]] = []
+    not_written: list[str] = []  # outputs whose encoder failed: the input is not to blame
     for movie, stem in zip(movies, stems[len(images) :]):
         try:
             video = predict_video(predictor, movie, output, extras, stem, cfg.video_stride, cfg.max_frames,
@@ -96,14 +97,18 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         videos.append(video)
         if video["problem"]:
             failed.append(video["problem"])
+        not_written.extend(video["output_problems"])
     if failed:
         (output / "failed.txt").write_text("\n".join(failed) + "\n")
         log.warning("%d input(s) could not be read fully; listed in %s", len(failed), output / "failed.txt")
-    summary = {"output": str(output), "images": done, "videos": videos, "failed": failed}
+    summary = {"output": str(output), "images": done, "videos": videos, "failed": failed,
+               "output_problems": not_written}  # fmt: skip
     (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"predicted {done} image(s) and {len(videos)} video(s) into {output}")
     if failed:
         print(f"could not read {len(failed)} file(s) fully: see {output / 'failed.txt'}")
+    for problem in not_written:
+        print(f"output problem: {problem}")
     return summary
 
 

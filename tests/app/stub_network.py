@@ -10,13 +10,14 @@ from e2e_him.predictor.mattes import Predictor
 
 
 class TwoPeople:
-    """Query 0: a person in the left third, query 1: one in the right third (both p(human) ~ 1), query 2:
-    rejected by the class head. Mattes are soft at the edges (a ramp of `ramp` pixels)."""
+    """Query 0: a person in the left third, query 1: one in the right third (both p(human) ~ 1; the second
+    only from call `second_from` on), query 2: rejected by the class head. Mattes are soft at the edges (a
+    ramp of `ramp` pixels)."""
 
     device = torch.device("cpu")
 
-    def __init__(self, ramp: int = 4) -> None:
-        self.ramp = ramp
+    def __init__(self, ramp: int = 4, second_from: int = 0) -> None:
+        self.ramp, self.second_from = ramp, second_from
         self.calls = 0
 
     def __call__(
@@ -29,11 +30,14 @@ class TwoPeople:
         right = ((x - 2 * w / 3) / self.ramp + 0.5).clamp(0, 1)
         alpha = torch.stack([left, right, torch.ones(w)])[:, None, :].expand(3, h, w)
         logits = torch.tensor([[-5.0, 5.0], [-5.0, 5.0], [5.0, -5.0]])
+        if self.calls <= self.second_from:
+            logits[1] = logits[2]
         return {"pred_logits": logits.expand(b, 3, 2).clone(), "alpha_fin": alpha.expand(b, 3, h, w).clone()}
 
 
-def stub_predictor(eval_size: int | None = 64, **kwargs) -> Predictor:
-    return Predictor(TwoPeople(), eval_size=eval_size, score_threshold=0.5, min_area=0.0, **kwargs)
+def stub_predictor(eval_size: int | None = 64, second_from: int = 0, **kwargs) -> Predictor:
+    network = TwoPeople(second_from=second_from)
+    return Predictor(network, eval_size=eval_size, score_threshold=0.5, min_area=0.0, **kwargs)
 
 
 def write_video(path, frames: int, size=(48, 64), fps: float = 10.0, faststart: bool = False) -> None:

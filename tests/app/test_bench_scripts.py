@@ -144,6 +144,18 @@ def test_bench_step_runs_forward_and_loss_under_the_asked_precision(args, precis
     assert f"{precision}, 1 steps:" in out and "backward" in out
 
 
+@pytest.mark.slow
+def test_bench_video_times_decoding_and_predict_on_a_generated_clip(tmp_path, capsys, monkeypatch):
+    bench = load("bench_video", monkeypatch)
+    rows = bench.main(["--frames", "8", "--size", "64x36", "--rows", "decode", "predict",
+                       "--workdir", str(tmp_path)])  # fmt: skip
+    assert [(r["row"], r["frames"]) for r in rows] == [("decode", 8), ("predict", 8)]
+    assert rows[1]["audio"] == "copied (aac)" and rows[1]["variable"] and rows[1]["videos"] == 1
+    assert all(r["fps"] > 0 and r["peak_mib"] >= r["start_mib"] > 0 for r in rows)
+    out = capsys.readouterr().out
+    assert "| 8 | decode |" in out and "| 1.00 |" in out
+
+
 def test_grid_ceiling_keeps_what_the_grid_can_draw_and_loses_what_it_cannot(monkeypatch):
     grid = load("grid_ceiling", monkeypatch)
     alphas = torch.zeros(1, 3, 64, 64)

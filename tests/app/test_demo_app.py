@@ -1,24 +1,23 @@
 """The web demo as a user starts it (`python -m e2e_him.demo`, on a free localhost port, with a checkpoint of
 the quickstart's smoke-sized network): called through `gradio_client`, a photo gives the mattes `predict`
-writes for it, a clip its videos (the composite with the clip's sound) and a broken file a message while the
+writes for it, a clip its videos (the overlay and composite with the clip's sound, a matte video per person)
+and a broken file a message while the
 app keeps answering; opened in headless Chromium, the page shows one matte per kept person and asks no other
 host for anything; nothing is written outside the demo's output folder."""
 
 from __future__ import annotations
 
 import re
-import subprocess
 import zipfile
 from pathlib import Path
 
-import imageio_ffmpeg
 import numpy as np
 import pytest
 import torch
+from clips import decoded, make_clip
 from PIL import Image
 
 from e2e_him.predict import predict
-from e2e_him.predictor.video import has_sound
 from e2e_him.utils.config import compose_config
 from e2e_him.utils.instantiate import build, plain_config
 from e2e_him.web.headless import (
@@ -128,20 +127,24 @@ def test_the_page_in_chromium_shows_one_matte_per_kept_person(app, tmp_path: Pat
 
 
 def test_a_clip_through_gradio_client_gives_its_videos_with_sound(app):
-    clip = app["tmp"] / "talk.mp4"  # 6 frames of a test pattern at 10 frames/s, a 1 s tone
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y",
-                    "-f", "lavfi", "-i", "testsrc=size=160x96:rate=10:duration=0.6",
-                    "-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:v", "libx264",
-                    "-pix_fmt", "yuv420p", "-c:a", "aac", str(clip)], check=True)  # fmt: skip
+    # 6 frames of a test pattern at 10 frames/s, a 1 s tone
+    clip = make_clip(app["tmp"] / "talk.mp4", [k / 10 for k in range(6)], size=(160, 96), sound=1.0)
     client = gradio_client.Client(app["url"], verbose=False, download_files=str(app["tmp"] / "clips"))
     notes, overlay, composite, alphas, archive, summary = client.predict(
         gradio_client.handle_file(str(clip)), 0.3, 128, "#00b140", None, api_name="/video"
     )
     assert "talk.mp4: 3 frames" in notes and "stopped after 3 frames" in notes  # max_video_frames=3
-    assert "keeps the clip's sound" in notes and summary["videos"][0]["sound"]
-    assert has_sound(composite) and not has_sound(overlay)  # as the browser receives them
-    assert len(alphas) == summary["videos"][0]["ids"]
+    audio = summary["videos"][0]["audio"]
+    assert audio.startswith("copied (aac), cut at 0.30 s") and f"carry the clip's sound: {audio}" in notes
+    for video in (overlay, composite):  # as the browser receives them: 3 frames and the tone's first 0.3 s
+        played = decoded(Path(video))
+        assert played["times"] == pytest.approx([0.0, 0.1, 0.2]) and played["sound"]["codec"] == "aac"
+        assert played["sound"]["end"] == pytest.approx(0.3, abs=0.07)
+    people = summary["videos"][0]["alpha_videos"]
+    assert len(alphas) == len(people) == summary["videos"][0]["ids"]
+    assert [a["caption"] for a in alphas] == [f"id {person}" for person in sorted(people)]
+    assert all(decoded(Path(a["video"]))["sound"] is None for a in alphas)  # the matte videos: silent
     with zipfile.ZipFile(archive) as packed:
         names = packed.namelist()
-    assert {"talk_composite.mp4", "talk_overlay.mp4", "fgr/talk/00002.jpg"} <= set(names)
+    assert {"talk_composite.mp4", "talk_overlay.mp4", "fgr/talk/00002.jpg", *people.values()} <= set(names)
     assert "fgr/talk/00003.jpg" not in names

@@ -13,7 +13,8 @@ from PIL import Image
 from stub_network import stub_predictor
 
 from e2e_him.predict import find_inputs
-from e2e_him.predictor.composites import Background, composite, estimate_foreground, parse_colour
+from e2e_him.predictor.backgrounds import Background, parse_colour
+from e2e_him.predictor.composites import composite, estimate_foreground
 from e2e_him.predictor.loading import batches, prepared_photos
 from e2e_him.predictor.outputs import Extras, OutputWriteError, check_output_folder
 from e2e_him.predictor.pipeline import predict_photos

@@ -1,33 +1,36 @@
-"""Videos in predict: streaming with flat memory, V-HIM60's output layout, and broken or short videos."""
+"""Videos in predict: streaming with flat memory, V-HIM60's layout, broken or short videos, progress."""
 
 from __future__ import annotations
 
-import re
-import subprocess
+import csv
+from fractions import Fraction
 from pathlib import Path
 
-import imageio.v2 as imageio
-import imageio_ffmpeg
 import numpy as np
 import pytest
+from clips import decoded, ffmpeg, make_clip
 from PIL import Image
 from stub_network import stub_predictor, write_video
 
-from e2e_him.predictor.composites import Background
-from e2e_him.predictor.outputs import Extras, write_alpha_videos, write_people
-from e2e_him.predictor.pipeline import predict_video
-from e2e_him.predictor.video import VideoReadError, VideoStream, has_sound
+from e2e_him.predictor.backgrounds import Background
+from e2e_him.predictor.outputs import Extras
+from e2e_him.predictor.pipeline import VideoProgress, predict_video
+from e2e_him.predictor.video import VideoReadError, VideoStream
 
 
-def test_stream_reads_every_kept_frame_with_its_index(tmp_path: Path):
+def test_stream_reads_every_kept_frame_with_its_index_and_time(tmp_path: Path):
     write_video(tmp_path / "clip.mp4", 12)
     stream = VideoStream(tmp_path / "clip.mp4", stride=3)
-    assert stream.announced == 12 and stream.expected == 4 and stream.fps == pytest.approx(10 / 3)
+    assert stream.announced == 12 and stream.expected == 4 and stream.fps == pytest.approx(10)
     frames = list(stream)
-    assert [i for i, _ in frames] == [0, 3, 6, 9]
-    assert frames[0][1].shape == (48, 64, 3) and frames[0][1].dtype == np.uint8
-    assert stream.problem is None
-    assert [i for i, _ in VideoStream(tmp_path / "clip.mp4", max_frames=2)] == [0, 1]
+    assert [f.index for f in frames] == [0, 3, 6, 9]
+    assert [f.time for f in frames] == pytest.approx([0.0, 0.3, 0.6, 0.9])
+    assert frames[0].image.shape == (48, 64, 3) and frames[0].image.dtype == np.uint8
+    assert stream.problem is None and not stream.cut
+    assert float(stream.end_pts * stream.time_base) == pytest.approx(1.2)  # the last stored frame's end
+    two = VideoStream(tmp_path / "clip.mp4", max_frames=2)
+    assert [f.index for f in two] == [0, 1] and two.cut
+    assert float(two.end_pts * two.time_base) == pytest.approx(0.2)  # where the next kept frame would start
 
 
 def test_predict_video_writes_the_vhim60_layout_overlay_composite_and_cutouts(tmp_path: Path):
@@ -41,40 +44,83 @@ def test_predict_video_writes_the_vhim60_layout_overlay_composite_and_cutouts(tm
     matte = Image.open(out / "pha" / "clip" / "00000" / "00.png")
     assert matte.mode == "L" and matte.size == (64, 48)
     assert sorted(p.name for p in (out / "fgr" / "clip").iterdir()) == ["00000.jpg", "00002.jpg", "00004.jpg"]
-    assert (out / "clip_overlay.mp4").stat().st_size > 500
-    assert (out / "clip_composite.mp4").stat().st_size > 500
+    for name in ("overlay", "composite"):  # stride keeps the timing: each kept frame lasts until the next
+        video = decoded(out / f"clip_{name}.mp4")
+        assert video["times"] == [0.0, 0.2, 0.4] and video["sizes"] == {(64, 48)}
+        assert video["length"] == pytest.approx(0.5) and video["sound"] is None
     cut = sorted((out / "cutout" / "clip" / "00000").iterdir())
     assert [p.name for p in cut] == ["01.png"]  # only the chosen id
     rgba = np.asarray(Image.open(cut[0]))
     assert rgba.shape == (48, 64, 4) and rgba[:, -1, 3].min() == 255 and rgba[:, 0, 3].max() == 0
     assert summary["frames"] == 3 and summary["ids"] == 2 and summary["problem"] is None
+    assert summary["audio"] == "none (the input has no sound)"
+    assert summary["videos"] == {
+        "overlay": str(out / "clip_overlay.mp4"),
+        "composite": str(out / "clip_composite.mp4"),
+    }
+    assert (
+        summary["size"] == [64, 48]
+        and summary["output_problems"] == []
+        and not summary["frame_rate"]["variable"]
+    )
+    with open(summary["timestamps"]) as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["frame"], r["time_s"]) for r in rows] == [
+        ("0", "0.000000"),
+        ("2", "0.200000"),
+        ("4", "0.400000"),
+    ]
+    assert [float(int(r["pts"]) * Fraction(summary["time_base"])) for r in rows] == pytest.approx(
+        [0, 0.2, 0.4]
+    )
 
 
 def test_a_video_that_ends_early_keeps_its_frames_and_says_so(tmp_path: Path):
-    write_video(tmp_path / "full.mp4", 40, faststart=True)  # the index first, so a cut file still opens
-    data = (tmp_path / "full.mp4").read_bytes()
-    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 3])
+    make_clip(tmp_path / "made.mp4", times=[i / 10 for i in range(40)], sound=4.0)
+    ffmpeg(
+        "-i", str(tmp_path / "made.mp4"), "-c", "copy", "-movflags", "+faststart", str(tmp_path / "full.mp4")
+    )
+    data = (tmp_path / "full.mp4").read_bytes()  # the index first, so a cut file (a broken download) opens
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
     summary = predict_video(stub_predictor(), tmp_path / "cut.mp4", tmp_path / "out", Extras(overlay=True))
-    assert 0 < summary["frames"] < 40
-    assert "cut.mp4" in summary["problem"] and "ends early" in summary["problem"]
+    assert 0 < summary["frames"] < 40 and summary["frames_expected"] == 40
+    assert summary["problem"].startswith(
+        f"{tmp_path / 'cut.mp4'}: the video ends early, after {summary['frames']}"
+    )
     assert len(list((tmp_path / "out" / "pha" / "cut").iterdir())) == summary["frames"]
-    assert (tmp_path / "out" / "cut_overlay.mp4").stat().st_size > 0  # closed properly, playable
+    overlay = decoded(tmp_path / "out" / "cut_overlay.mp4")  # closed properly: playable, with the sound read
+    assert len(overlay["times"]) == summary["frames"] and overlay["sound"]["codec"] == "aac"
 
 
 def test_unreadable_and_zero_frame_videos_are_named(tmp_path: Path):
-    import imageio_ffmpeg
-
     zero = tmp_path / "zero.mp4"
-    subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi", "-i",
-         "color=c=black:s=64x48:r=10", "-frames:v", "0", "-c:v", "libx264", str(zero)],
-        check=True,
-    )  # fmt: skip
+    ffmpeg("-f", "lavfi", "-i", "color=c=black:s=64x48:r=10", "-frames:v", "0", "-c:v", "libx264", str(zero))
     (tmp_path / "junk.mp4").write_bytes(b"\x00" * 100)
-    for path in (zero, tmp_path / "junk.mp4", tmp_path / "missing.mp4"):
+    make_clip(tmp_path / "sound_only.mp4", sound=1.0)
+    ffmpeg("-i", str(tmp_path / "sound_only.mp4"), "-vn", "-c", "copy", str(tmp_path / "sound.m4v"))
+    for path in (zero, tmp_path / "junk.mp4", tmp_path / "missing.mp4", tmp_path / "sound.m4v"):
         with pytest.raises(VideoReadError, match=path.name):
             predict_video(stub_predictor(), path, tmp_path / "out", Extras(overlay=True))
     assert not list((tmp_path / "out").glob("*.mp4"))  # no empty overlay files left behind
+
+
+def test_progress_reports_each_frame_and_an_exception_stops_with_playable_videos(tmp_path: Path):
+    make_clip(tmp_path / "clip.mp4", times=[0.0, 0.1, 0.3, 0.35, 0.5, 0.6], sound=1.0)
+    seen: list[VideoProgress] = []
+
+    def stop_after_three(step: VideoProgress) -> None:
+        seen.append(step)
+        if step.done == 3:
+            raise KeyboardInterrupt  # what a GUI's "stop" button can do
+
+    with pytest.raises(KeyboardInterrupt):
+        predict_video(stub_predictor(), tmp_path / "clip.mp4", tmp_path / "out", Extras(overlay=True),
+                      progress=stop_after_three)  # fmt: skip
+    assert [(s.frame, s.done, s.expected) for s in seen] == [(0, 1, 6), (1, 2, 6), (2, 3, 6)]
+    assert [s.time for s in seen] == pytest.approx([0.0, 0.1, 0.3])
+    assert all(s.fps > 0 and s.seconds > 0 for s in seen)
+    video = decoded(tmp_path / "out" / "clip_overlay.mp4")
+    assert video["times"] == [0.0, 0.1, 0.3] and video["sound"]["codec"] == "aac"
 
 
 @pytest.mark.slow
@@ -87,13 +133,13 @@ def test_memory_stays_flat_over_a_2000_frame_video(tmp_path: Path):
     process = psutil.Process()
     rss: dict[int, float] = {}
 
-    def sample(index: int) -> None:
-        if index % 100 == 0:
-            rss[index] = process.memory_info().rss / 2**20
+    def sample(step: VideoProgress) -> None:
+        if step.frame % 100 == 0:
+            rss[step.frame] = process.memory_info().rss / 2**20
 
-    extras = Extras(overlay=True)
+    extras = Extras(overlay=True, alpha_video="near_lossless")
     summary = predict_video(stub_predictor(eval_size=None), tmp_path / "long.mp4", tmp_path / "out", extras,
-                            batch_size=4, on_frame=sample)  # fmt: skip
+                            batch_size=4, progress=sample)  # fmt: skip
     assert summary["frames"] == 2000 and summary["ids"] == 2
     growth = rss[1900] - rss[300]
     print(f"RSS at frame 300: {rss[300]:.1f} MiB, at 1900: {rss[1900]:.1f} MiB, growth {growth:.1f} MiB")
@@ -105,69 +151,10 @@ def test_a_folder_of_frames_is_tracked_as_one_video(tmp_path: Path):
     folder.mkdir(parents=True)
     for i in (0, 1, 2, 10):  # V-HIM60 names frames by number: "00010" comes after "00002"
         Image.fromarray(np.full((40, 60, 3), 20 * i, dtype=np.uint8)).save(folder / f"{i:05d}.jpg")
-    summary = predict_video(stub_predictor(), folder, tmp_path / "out", Extras(overlay=False))
+    summary = predict_video(stub_predictor(), folder, tmp_path / "out", Extras(overlay=True))
     assert summary["frames"] == 4 and summary["ids"] == 2
     assert sorted(p.name for p in (tmp_path / "out" / "pha" / "00003").iterdir()) == [
         "00000", "00001", "00002", "00010"
     ]  # fmt: skip
-
-
-def _with_sound(clip: Path, out: Path, seconds: float = 2.0) -> Path:
-    """`clip` with a sine tone longer than its pictures (ffmpeg's lavfi source, AAC)."""
-    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-    tone = f"sine=frequency=440:duration={seconds}"
-    subprocess.run([ffmpeg, "-loglevel", "error", "-y", "-i", str(clip), "-f", "lavfi", "-i", tone,
-                    "-c:v", "copy", "-c:a", "aac", str(out)], check=True)  # fmt: skip
-    return out
-
-
-def _seconds(path: Path, kind: str) -> float:
-    """Duration of the first `kind` ("v" or "a") stream of `path`, decoded to the end by ffmpeg."""
-    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-    run = subprocess.run([ffmpeg, "-hide_banner", "-i", str(path), "-map", f"0:{kind}:0", "-f", "null", "-"],
-                         capture_output=True, text=True, check=True)  # fmt: skip
-    h, m, s = re.findall(r"time=(\d+):(\d+):([\d.]+)", run.stderr)[-1]
-    return int(h) * 3600 + int(m) * 60 + float(s)
-
-
-def test_the_composite_keeps_the_clips_sound_cut_to_its_frames(tmp_path: Path):
-    write_video(tmp_path / "silent.mp4", 10)  # 1 s at 10 frames/s
-    clip = _with_sound(tmp_path / "silent.mp4", tmp_path / "talk.mp4")
-    assert has_sound(clip) and not has_sound(tmp_path / "silent.mp4")
-    extras = Extras(overlay=True, background=Background("green"))
-    summary = predict_video(stub_predictor(), clip, tmp_path / "out", extras, max_frames=5)
-    composite = tmp_path / "out" / "talk_composite.mp4"
-    assert summary["sound"] and has_sound(composite) and not has_sound(tmp_path / "out" / "talk_overlay.mp4")
-    assert _seconds(composite, "v") == pytest.approx(0.5, abs=0.05)
-    assert _seconds(composite, "a") == pytest.approx(0.5, abs=0.1)  # the tone cut with the pictures
-    assert len(imageio.mimread(composite)) == 5  # the pictures untouched by the remux
-
-    quiet = predict_video(stub_predictor(), tmp_path / "silent.mp4", tmp_path / "quiet", extras)
-    assert not quiet["sound"] and not has_sound(tmp_path / "quiet" / "silent_composite.mp4")
-
-
-def test_alpha_videos_show_each_id_over_every_frame(tmp_path: Path):
-    write_video(tmp_path / "clip.mp4", 4)
-    out = tmp_path / "out"
-    predict_video(stub_predictor(), tmp_path / "clip.mp4", out, Extras(overlay=False, alpha_videos=True))
-    videos = sorted(p.name for p in out.glob("*.mp4"))
-    ids = sorted(p.stem for p in (out / "pha" / "clip" / "00000").iterdir())
-    assert videos == [f"clip_alpha_{i}.mp4" for i in ids] and len(ids) == 2
-    for i in ids:
-        frames = imageio.mimread(out / f"clip_alpha_{i}.mp4")
-        assert len(frames) == 4
-        for index, frame in enumerate(frames):  # the PNG's matte, through H.264: within a few levels
-            matte = np.asarray(Image.open(out / "pha" / "clip" / f"{index:05d}" / f"{i}.png"), dtype=float)
-            assert np.abs(frame.astype(float).mean(axis=2) - matte).mean() < 4
-
-
-def test_an_alpha_video_is_black_where_its_person_is_absent(tmp_path: Path):
-    mattes = tmp_path / "pha" / "clip"
-    present = np.full((32, 48), 0.8, np.float32)  # written as 204
-    write_people(mattes / "00000", np.stack([present]), np.array([3]))
-    write_people(mattes / "00001", np.zeros((0, 32, 48), np.float32), np.array([], int))  # nobody
-    write_people(mattes / "00002", np.stack([present]), np.array([3]))
-    videos = write_alpha_videos(mattes, ["00000", "00001", "00002"], (32, 48), tmp_path / "clip", 10.0)
-    assert [p.name for p in videos] == ["clip_alpha_03.mp4"]
-    levels = [frame.mean() for frame in imageio.mimread(videos[0])]
-    assert levels == pytest.approx([204, 0, 204], abs=3)
+    # no timestamps in a folder: frame n is shown at n / 25 s
+    assert decoded(tmp_path / "out" / "00003_overlay.mp4")["times"] == [0.0, 0.04, 0.08, 0.4]

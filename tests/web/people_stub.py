@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import subprocess
 
 import numpy as np
 import torch
@@ -49,14 +50,22 @@ def write_photo(path, size=(48, 96), seed: int = 0):
     return path
 
 
-def write_clip(path, frames: int, size=(48, 96), fps: float = 10.0):
-    """An H.264 clip of `frames` smooth frames (H, W) = size that brighten over time."""
+def write_clip(path, frames: int, size=(48, 96), fps: float = 10.0, sound: float | None = None):
+    """An H.264 clip of `frames` smooth frames (H, W) = size that brighten over time; with `sound`, that many
+    seconds of a 440 Hz tone (AAC) beside them (ffmpeg's lavfi source)."""
     import imageio.v2 as imageio
+    import imageio_ffmpeg
 
     h, w = size
     path.parent.mkdir(parents=True, exist_ok=True)
+    silent = path.with_name(f"silent_{path.name}") if sound else path
     base = np.stack([*np.meshgrid(np.linspace(60, 180, w), np.linspace(40, 200, h)), np.full((h, w), 90)], 2)
-    with imageio.get_writer(str(path), fps=fps, codec="libx264", macro_block_size=1) as writer:
+    with imageio.get_writer(str(silent), fps=fps, codec="libx264", macro_block_size=1) as writer:
         for t in range(frames):
             writer.append_data((base + 4 * t).clip(0, 255).astype(np.uint8))
+    if sound:
+        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(silent),
+                        "-f", "lavfi", "-i", f"sine=frequency=440:duration={sound}", "-c:v", "copy",
+                        "-c:a", "aac", str(path)], check=True)  # fmt: skip
+        silent.unlink()
     return path

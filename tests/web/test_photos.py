@@ -11,7 +11,7 @@ import pytest
 from people_stub import SCORES, stub_predictor, write_photo
 from PIL import Image
 
-from e2e_him.predictor.composites import Background
+from e2e_him.predictor.backgrounds import Background
 from e2e_him.predictor.outputs import Extras
 from e2e_him.predictor.pipeline import predict_photos
 from e2e_him.web.cache import BytesLru

@@ -9,81 +9,12 @@ alpha F + (1 - alpha) B_new. Every person's cut-out uses the same F with its own
 from __future__ import annotations
 
 import importlib.util
-import re
 import sys
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
-import cv2
 import numpy as np
-
-from e2e_him.data.io import read_image
-
-COLOURS = {
-    "black": (0, 0, 0),
-    "white": (255, 255, 255),
-    "gray": (128, 128, 128),
-    "grey": (128, 128, 128),
-    "green": (0, 177, 64),  # chroma-key green
-    "blue": (0, 71, 187),  # chroma-key blue
-    "red": (255, 0, 0),
-}
-
-
-def parse_colour(spec: str) -> tuple[int, int, int] | None:
-    """(r, g, b) of a colour name, '#rrggbb' or 'r,g,b'; None when `spec` is none of those."""
-    text = spec.strip().lower()
-    if text in COLOURS:
-        return COLOURS[text]
-    if re.fullmatch(r"#[0-9a-f]{6}", text):
-        return tuple(int(text[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
-    parts = text.split(",")
-    if len(parts) == 3 and all(p.strip().isdigit() for p in parts):
-        values = tuple(int(p) for p in parts)
-        if all(0 <= v <= 255 for v in values):
-            return values  # type: ignore[return-value]
-    return None
-
-
-class Background:
-    """A new background: a colour or a photo, given as the predict option `background=`.
-
-    A photo is scaled to cover each frame and centre-cropped (kept for the last size asked).
-    """
-
-    def __init__(self, spec: str | Path) -> None:
-        self.spec = str(spec)
-        self.colour = parse_colour(self.spec)
-        self.image: np.ndarray | None = None
-        if self.colour is None:
-            path = Path(self.spec)
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"background={self.spec!r} is neither a colour (a name such as green, #00b140 or "
-                    "0,177,64) nor an image file"
-                )
-            self.image = read_image(path)
-        self._cache: tuple[tuple[int, int], np.ndarray] | None = None
-
-    def at(self, size: tuple[int, int]) -> np.ndarray:
-        """The background as (H, W, 3) uint8 for a frame of `size` (H, W)."""
-        if self._cache is not None and self._cache[0] == size:
-            return self._cache[1]
-        h, w = size
-        if self.image is None:
-            out = np.empty((h, w, 3), dtype=np.uint8)
-            out[:] = self.colour
-        else:
-            bh, bw = self.image.shape[:2]
-            scale = max(h / bh, w / bw)
-            nh, nw = max(h, round(bh * scale)), max(w, round(bw * scale))
-            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-            big = cv2.resize(self.image, (nw, nh), interpolation=interp)
-            y0, x0 = (nh - h) // 2, (nw - w) // 2
-            out = np.ascontiguousarray(big[y0 : y0 + h, x0 : x0 + w])
-        self._cache = (size, out)
-        return out
 
 
 def chosen(ids: np.ndarray, wanted: Sequence[int] | None) -> np.ndarray:

@@ -4,20 +4,22 @@ and a video, streamed in small batches of frames with ids that follow each perso
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from e2e_him.data.transforms import prepare_eval_image
 from e2e_him.predictor.loading import batches, prepared_photos, stack
 from e2e_him.predictor.mattes import Predictor
-from e2e_him.predictor.outputs import Extras, VideoOutputs, write_photo
+from e2e_him.predictor.outputs import Extras, write_photo
 from e2e_him.predictor.tracking import IoUTracker
-from e2e_him.predictor.video import FrameFolder, VideoStream
+from e2e_him.predictor.video import Frame, FrameFolder, VideoStream
+from e2e_him.predictor.video_outputs import VideoOutputs
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,36 @@ def predict_photos(
     return done, failed
 
 
+@dataclass
+class VideoProgress:
+    """Where a video's prediction stands, after each frame (for progress bars and GUIs)."""
+
+    frame: int  # index of the frame just written (0-based among the video's stored frames)
+    time: float  # its presentation time in seconds
+    done: int  # frames written so far
+    expected: int | None  # frames predict expects to write (an estimate for streams that do not say)
+    seconds: float  # since the video was opened
+    fps: float  # frames written per second so far
+
+
+def open_video(path: Path, stride: int = 1, max_frames: int | None = None) -> VideoStream | FrameFolder:
+    """The frames of a video file, or of a folder of frames (predictor.video)."""
+    return FrameFolder(path, stride, max_frames) if path.is_dir() else VideoStream(path, stride, max_frames)
+
+
+def frame_rate(stream: VideoStream | FrameFolder, first: Frame | None) -> dict[str, Any]:
+    """summary.json's `frame_rate` of a read video: the average over the frames read, the shortest and longest
+    gap between stored frames, and whether the rate is variable (gaps differing by more than 1 %)."""
+    span = float((stream.end_pts - first.pts) * stream.time_base) if first and stream.end_pts else 0.0
+    low, high = stream.intervals or (0.0, 0.0)
+    return {
+        "average": round(stream.frames_read / span, 3) if span > 0 else None,
+        "shortest_interval_s": round(low, 6),
+        "longest_interval_s": round(high, 6),
+        "variable": high - low > max(0.01 * high, float(stream.time_base)),
+    }
+
+
 def predict_video(
     predictor: Predictor,
     path: Path,
@@ -64,49 +96,70 @@ def predict_video(
     max_frames: int | None = None,
     batch_size: int = 1,
     tracker: IoUTracker | None = None,
-    on_frame: Any = None,
+    progress: Callable[[VideoProgress], None] | None = None,
 ) -> dict[str, Any]:
-    """Mattes of every kept frame of a video file, or of a folder of frames, with track ids
-    (predictor.outputs' video layout), streamed: at most `batch_size` frames are in memory at once.
-    Returns {"video", "mattes", "frames", "ids", "problem", "sound"} (sound: the composite has the input's).
+    """Mattes of every kept frame of a video file, or of a folder of frames, with track ids, and the videos of
+    predictor.video_outputs, streamed: at most `batch_size` frames are in memory at once.
 
     Args:
-        on_frame: optional callable(frame index), called after each frame is written (tests, progress).
+        progress: optional callable(VideoProgress), called after each frame is written; an exception it raises
+            stops the video (what was written stays, the videos are finished).
+
+    Returns:
+        The video's entry of summary.json (docs/inference.md, "Videos"): "video", "mattes", "frames",
+        "frames_read", "frames_expected", "size", "rotation", "frame_rate", "time_base", "timestamps",
+        "videos", "alpha_videos", "audio", "ids", "id_digits", "problem", "output_problems".
     """
     stem = stem or path.stem
-    stream = FrameFolder(path, stride, max_frames) if path.is_dir() else VideoStream(path, stride, max_frames)
+    stream = open_video(path, stride, max_frames)
     tracker = tracker or IoUTracker()
-    writers = VideoOutputs(output, stem, stream.fps, extras, sound=None if path.is_dir() else path)
-    frames = 0
+    sound = path if stream.has_audio else None
+    writers = VideoOutputs(output, stem, stream.time_base, extras, sound)
+    started, frames, first, size = time.perf_counter(), 0, None, None
 
-    def flush(pending: list[tuple[int, np.ndarray]]) -> None:
+    def flush(pending: list[Frame]) -> None:
         nonlocal frames
-        prepared = [prepare_eval_image(frame, predictor.eval_size) for _, frame in pending]
+        prepared = [prepare_eval_image(f.image, predictor.eval_size) for f in pending]
         tensors = torch.stack([t for t, _ in prepared])
-        people = predictor.predict_batch(tensors, [m for _, m in prepared], [f for _, f in pending])
-        for (index, frame), person in zip(pending, people):
+        people = predictor.predict_batch(tensors, [m for _, m in prepared], [f.image for f in pending])
+        for frame, person in zip(pending, people):
             ids = tracker.update(person["alphas"])
-            writers.write(index, frame, person["alphas"], ids)
+            writers.write(frame, person["alphas"], ids)
             frames += 1
-            if on_frame is not None:
-                on_frame(index)
+            if progress is not None:
+                seconds = time.perf_counter() - started
+                progress(VideoProgress(frame.index, frame.time, frames, stream.expected, seconds,
+                                       frames / max(seconds, 1e-9)))  # fmt: skip
 
     try:
-        pending: list[tuple[int, np.ndarray]] = []
-        for item in tqdm(stream, total=stream.expected, desc=path.name, unit="frame"):
-            pending.append(item)
+        pending: list[Frame] = []
+        for frame in tqdm(stream, total=stream.expected, desc=path.name, unit="frame"):
+            first = frame if first is None else first
+            size = frame.image.shape[1::-1]
+            pending.append(frame)
             if len(pending) >= max(1, int(batch_size)):
                 flush(pending)
                 pending = []
         if pending:
             flush(pending)
     finally:
-        writers.close()
+        written = writers.close(stream.end_pts, cut_sound=stream.cut, ids_issued=tracker.ids_issued)
     return {
         "video": str(path),
         "mattes": str(writers.mattes),
         "frames": frames,
+        "frames_read": stream.frames_read,
+        "frames_expected": stream.announced,
+        "size": list(size) if size else None,
+        "rotation": stream.rotation,
+        "frame_rate": frame_rate(stream, first),
+        "time_base": str(stream.time_base),
+        "timestamps": written["timestamps"],
+        "videos": written["videos"],
+        "alpha_videos": written["alpha_videos"],
+        "audio": written["audio"] if sound else "none (the input has no sound)",
         "ids": tracker.ids_issued,
+        "id_digits": written["id_digits"],
         "problem": stream.problem,
-        "sound": writers.sound,
+        "output_problems": written["problems"],
     }

@@ -1,19 +1,20 @@
-"""Video streaming for predict: frames decoded one at a time (ffmpeg through imageio), mp4 writers opened
-lazily and always closed, so memory does not grow with the video's length and a failure keeps what was
-written. Problems are reported with the file's name: a file that cannot be opened, a video without frames,
-and a video that ends before the length its header announces (the frames read so far are kept). A composite
-takes the input's sound (`add_sound`)."""
+"""Reading videos for predict: every stored frame decoded once, in order, with its presentation time (PyAV).
+
+Nothing is resampled to a constant rate: a variable-frame-rate clip (phones record them) gives each stored
+frame once, with its own timestamp. The display rotation of phone videos is applied, so frames come upright.
+The length a video should have comes from its *video stream* (the frame count of the MP4 sample table, or the
+stream's duration for Matroska / WebM), never from the container's duration, which includes the sound.
+Problems are reported with the file's name: a file that cannot be opened, a video without frames, and a video
+whose picture stops before its stream says it ends (the frames read so far are kept)."""
 
 from __future__ import annotations
 
 import logging
-import math
-import os
 import re
-import subprocess
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -27,23 +28,51 @@ class VideoReadError(ImageReadError):
     """A video could not be read; the message names the file and the reason."""
 
 
+class Frame(NamedTuple):
+    """One decoded frame: its 0-based position among the video's stored frames, its presentation timestamp in
+    units of the stream's time base, that time in seconds, and the picture (H, W, 3) uint8 RGB, upright."""
+
+    index: int
+    pts: int
+    time: float
+    image: np.ndarray
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def _tag_seconds(value: str | None) -> float | None:
+    """Seconds of a Matroska DURATION tag ('00:00:01.510000000'), or None."""
+    match = re.fullmatch(r"(\d+):(\d+):(\d+(?:\.\d*)?)", (value or "").strip())
+    return int(match[1]) * 3600 + int(match[2]) * 60 + float(match[3]) if match else None
+
+
 class VideoStream:
-    """The frames of a video file, decoded one by one.
+    """The frames of a video file, decoded one by one (memory does not grow with the video's length).
 
     Args:
         path: the video file.
-        stride: keep every `stride`-th frame.
+        stride: keep every `stride`-th stored frame.
         max_frames: keep at most this many frames (None = all).
 
     Attributes:
-        fps: frames per second of the kept frames.
-        announced: frames the header announces (duration x fps), or None when it does not say.
+        time_base: the unit of the timestamps (a Fraction of a second).
+        fps: average frames per second of the stream (for information: timestamps are what counts).
+        announced: frames the video stream says it holds, or None when it does not say (Matroska, WebM).
+        stream_end: seconds at which the video stream says its picture ends, or None.
         frames_read: frames decoded so far (kept or not).
-        problem: None, or why the video ended before `announced` frames (set once iteration stops).
+        end_pts: after iteration, where the kept frames' picture ends: the end of the last stored frame, or,
+            when `max_frames` stopped early (`cut`), the timestamp of the next frame it would have kept.
+        intervals: (shortest, longest) gap in seconds between consecutive stored frames seen so far.
+        rotation: degrees the frames were turned (counter-clockwise) to display upright.
+        damaged: packets the decoder rejected (skipped; named in `problem`).
+        problem: None, or why the picture stopped before its stream's end (set once iteration stops).
     """
 
     def __init__(self, path: str | Path, stride: int = 1, max_frames: int | None = None) -> None:
-        import imageio.v2 as imageio
+        import av
 
         self.path = Path(path)
         if stride < 1:
@@ -52,62 +81,133 @@ class VideoStream:
         if not self.path.is_file():
             raise VideoReadError(f"{self.path}: file not found")
         try:
-            self._reader = imageio.get_reader(str(self.path), format="FFMPEG")
-            meta = self._reader.get_meta_data()
-        except Exception as err:  # imageio raises OSError, RuntimeError, ... from ffmpeg's output
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            self._container = av.open(str(self.path))
+        except (av.FFmpegError, OSError, ValueError) as err:
             raise VideoReadError(
-                f"{self.path}: cannot open video (not a video, no video stream, or no frames: {reason})"
+                f"{self.path}: cannot open video (not a video file: {_one_line(err)})"
             ) from err
-        fps = float(meta.get("fps") or 25.0)
-        duration = float(meta.get("duration") or 0.0)
-        nframes = meta.get("nframes")
-        if isinstance(nframes, (int, float)) and math.isfinite(nframes) and nframes > 0:
-            self.announced: int | None = int(nframes)
+        if not self._container.streams.video:
+            self._container.close()
+            raise VideoReadError(f"{self.path}: cannot open video (no video stream in this file)")
+        stream = self._container.streams.video[0]
+        self._stream = (
+            stream  # slice threads (PyAV's default): frame threads lose frames around a damaged packet
+        )
+        self.time_base = Fraction(stream.time_base or Fraction(1, 90000))
+        self.fps = float(stream.average_rate or stream.guessed_rate or 25)
+        self.announced: int | None = int(stream.frames) if stream.frames and stream.frames > 0 else None
+        if stream.duration:
+            self.stream_end: float | None = float(
+                ((stream.start_time or 0) + stream.duration) * self.time_base
+            )
         else:
-            self.announced = round(duration * fps) if duration > 0 else None
-        self.fps = fps / self.stride
+            self.stream_end = _tag_seconds(stream.metadata.get("DURATION"))
+        self.has_audio = bool(self._container.streams.audio)
         self.frames_read = 0
+        self.damaged, self._damage = 0, ""
+        self.cut = False
+        self.end_pts: int | None = None
+        self.intervals: tuple[float, float] | None = None
+        self.rotation = 0
         self.problem: str | None = None
 
     @property
     def expected(self) -> int | None:
         """How many frames iteration should keep (for progress bars), or None when unknown."""
-        if self.announced is None:
+        stored = self.announced
+        if stored is None and self.stream_end:
+            stored = round(self.stream_end * self.fps)
+        if stored is None:
             return self.max_frames
-        count = len(range(0, self.announced, self.stride))
+        count = len(range(0, stored, self.stride))
         return count if self.max_frames is None else min(count, self.max_frames)
 
-    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
-        """(source frame index, uint8 RGB frame (H, W, 3)) of every kept frame."""
-        kept = 0
+    def _note_interval(self, gap: float) -> None:
+        low, high = self.intervals or (gap, gap)
+        self.intervals = (min(low, gap), max(high, gap))
+
+    def __iter__(self) -> Iterator[Frame]:
+        import av
+
+        kept, last_pts, last_duration, gap = 0, None, 0, 0
         try:
-            for index, frame in enumerate(self._reader):
-                self.frames_read = index + 1
+            for frame in self._decoded():
+                pts = frame.pts if frame.pts is not None else (last_pts or 0) + max(last_duration, 1)
+                if last_pts is not None:
+                    pts = max(pts, last_pts + 1)  # strictly increasing, as every writer needs
+                    self._note_interval(float((pts - last_pts) * self.time_base))
+                index = self.frames_read
+                if not index % self.stride and self.max_frames is not None and kept >= self.max_frames:
+                    self.end_pts = pts  # the kept picture ends where the next frame it would keep begins
+                    self.cut = True
+                    return
+                self.frames_read += 1
+                gap = pts - last_pts if last_pts is not None else 0
+                last_duration = int(frame.duration or 0) or gap
+                last_pts = pts
                 if index % self.stride:
                     continue
-                if self.max_frames is not None and kept >= self.max_frames:
-                    return
                 kept += 1
-                yield index, np.ascontiguousarray(frame[..., :3])
-        except Exception as err:  # a decoding error mid-way: keep what was read, say where it stopped
-            self.problem = f"{self.path}: decoding stopped after {self.frames_read} frames ({err})"
+                image = frame.to_ndarray(format="rgb24")
+                self.rotation = round((frame.rotation or 0) / 90.0) % 4 * 90
+                if self.rotation:  # the display matrix turns it counter-clockwise (what players show)
+                    image = np.ascontiguousarray(np.rot90(image, self.rotation // 90))
+                yield Frame(index, int(pts), float(pts * self.time_base), image)
+        except (av.FFmpegError, OSError, ValueError) as err:  # mid-way: keep what was read, say where
+            self.problem = f"{self.path}: decoding stopped after {self.frames_read} frames ({_one_line(err)})"
         finally:
-            self._reader.close()
+            self._container.close()  # and let go of the decoder: its threads end with it
+            self._container = self._stream = None
         if self.frames_read == 0:
-            raise VideoReadError(f"{self.path}: the video has no frames")
-        if self.problem is None and self.announced and self.frames_read < 0.98 * self.announced - 1:
-            self.problem = (
-                f"{self.path}: the video ends early, after {self.frames_read} of the {self.announced} frames "
-                "its header announces (the frames read were processed)"
-            )
+            raise VideoReadError(self.problem or f"{self.path}: the video has no frames")
+        stream_end = None if self.stream_end is None else round(self.stream_end / self.time_base)
+        if stream_end is not None and last_pts < stream_end <= last_pts + 2 * max(last_duration, gap, 1):
+            last_duration = stream_end - last_pts  # the stream's own end (frame durations can be dts-based)
+        self.end_pts = last_pts + max(last_duration, 1)
+        self._check_length()
+        if self.damaged:
+            skipped = f"{self.damaged} damaged packet(s) skipped ({self._damage})"
+            self.problem = f"{self.problem}; {skipped}" if self.problem else f"{self.path}: {skipped}"
         if self.problem:
             log.warning("%s", self.problem)
+
+    def _decoded(self) -> Iterator[Any]:
+        """The stream's frames in presentation order; a packet the decoder rejects as damaged is skipped and
+        counted (players do the same), so one bad packet does not end the video."""
+        import av
+
+        for packet in self._container.demux(self._stream):
+            try:
+                yield from packet.decode()
+            except av.InvalidDataError as err:
+                self.damaged += 1
+                self._damage = _one_line(err)
+
+    def _check_length(self) -> None:
+        """Set `problem` when the picture stopped early: fewer frames than the stream announces and (when the
+        stream gives its duration) a picture that ends well before it. Sound longer than the picture is not a
+        shortfall: neither count looks at it."""
+        if self.problem is not None:
+            return
+        ended = float(self.end_pts * self.time_base)
+        checks = []
+        if self.announced is not None:
+            checks.append(self.frames_read < 0.98 * self.announced - 1)
+        if self.stream_end is not None:
+            typical = self.intervals[1] if self.intervals else 0.0
+            checks.append(ended < 0.98 * self.stream_end - 2 * typical)
+        if checks and all(checks):
+            announced = f"{self.announced} frames" if self.announced else f"{self.stream_end:.2f} s"
+            self.problem = (
+                f"{self.path}: the video ends early, after {self.frames_read} frames ({ended:.2f} s) of the "
+                f"{announced} its video stream announces (the frames read were processed)"
+            )
 
 
 class FrameFolder:
     """A video given as a folder of frames (V-HIM60's `fgr/<video>/`), in the order of the numbers in their
-    names; the same interface as `VideoStream`. A frame named by a number keeps that number as its index."""
+    names; the same interface as `VideoStream`. A frame named by a number keeps that number as its index, and
+    its time is that index / `fps` (a folder holds no timestamps)."""
 
     def __init__(
         self, path: str | Path, stride: int = 1, max_frames: int | None = None, fps: float = 25.0
@@ -121,77 +221,23 @@ class FrameFolder:
             self.files = self.files[:max_frames]
         if not self.files:
             raise VideoReadError(f"{self.path}: no frames (images) in this folder")
-        self.fps, self.announced, self.frames_read, self.problem = fps / stride, None, 0, None
+        self.fps, self.time_base = fps, 1 / Fraction(fps).limit_denominator(1001)
+        self.announced, self.stream_end, self.has_audio, self.rotation = None, None, False, 0
+        self.frames_read, self.end_pts, self.problem, self.cut = 0, None, None, False
+        self.intervals = (1 / fps, 1 / fps)
         self.expected = len(self.files)
 
-    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+    def __iter__(self) -> Iterator[Frame]:
         from e2e_him.data.io import read_image
 
         for position, file in enumerate(self.files):
             try:
-                frame = read_image(file)
+                image = read_image(file)
             except ImageReadError as err:
                 self.problem = f"{err} (the frames before it were processed)"
                 log.warning("%s", self.problem)
                 return
             self.frames_read = position + 1
-            yield (int(file.stem) if file.stem.isdigit() else position), frame
-
-
-class LazyVideoWriter:
-    """An H.264 .mp4 writer opened at the first frame (so an unreadable input leaves no empty file)."""
-
-    def __init__(self, path: str | Path, fps: float, quality: int = 7) -> None:
-        self.path, self.fps, self.quality = Path(path), fps, quality
-        self._writer: Any = None
-        self.frames = 0
-
-    def append(self, frame: np.ndarray) -> None:
-        """Add one uint8 (H, W, 3) frame."""
-        if self._writer is None:
-            import imageio.v2 as imageio
-
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = imageio.get_writer(
-                str(self.path), fps=self.fps, codec="libx264", quality=self.quality, macro_block_size=1
-            )
-        self._writer.append_data(frame)
-        self.frames += 1
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
-
-def _ffmpeg() -> str:
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def has_sound(path: str | Path) -> bool:
-    """Whether the file at `path` holds an audio stream (ffmpeg's description of its streams)."""
-    probe = subprocess.run([_ffmpeg(), "-hide_banner", "-nostdin", "-i", str(path)],
-                           capture_output=True, text=True, check=False)  # fmt: skip
-    return re.search(r"Stream #\S+.*: Audio:", probe.stderr) is not None
-
-
-def add_sound(video: str | Path, source: str | Path) -> bool:
-    """Give the silent `video` the first audio stream of `source` (AAC; cut to the video's length, so a clip
-    cut after N frames keeps the sound of those frames), in place. True when it has sound now; a source
-    without sound, or an ffmpeg failure (logged), leaves `video` as it was."""
-    video = Path(video)
-    if not video.is_file() or not Path(source).is_file() or not has_sound(source):
-        return False
-    joined = video.with_name(f"{video.stem}.sound{video.suffix}")
-    command = [_ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(video),
-               "-i", str(source), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac",
-               "-shortest", str(joined)]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0 or not joined.is_file():
-        log.warning("%s: kept without sound (ffmpeg: %s)", video.name, done.stderr.strip()[-300:])
-        joined.unlink(missing_ok=True)
-        return False
-    os.replace(joined, video)
-    return True
+            index = int(file.stem) if file.stem.isdigit() else position
+            self.end_pts = index + 1
+            yield Frame(index, index, float(index * self.time_base), image)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -59,7 +60,9 @@ def running_demo(
 ) -> Iterator[str]:
     """`python -m e2e_him.demo *overrides port=<free>` started in `cwd`; yields its URL once the page answers,
     and stops it (SIGTERM, then SIGKILL) afterwards. Its output goes to `log` (default: `cwd/demo.out`)."""
-    port = free_port("127.0.0.1", 7900)
+    # a random first port: two test runs on one machine starting together must not both find 7900 free (the
+    # second demo would fail to bind while its test talked to the first one's page)
+    port = free_port("127.0.0.1", random.randrange(7900, 9900))
     url = f"http://127.0.0.1:{port}"
     log = log or cwd / "demo.out"
     env = {**os.environ, "HYDRA_FULL_ERROR": "1", "PYTHONUNBUFFERED": "1"}

@@ -28,7 +28,7 @@ import numpy as np
 
 from e2e_him.data.io import ImageReadError
 from e2e_him.data.transforms import prepare_eval_image
-from e2e_him.predictor.composites import Background, parse_colour
+from e2e_him.predictor.backgrounds import Background, parse_colour
 from e2e_him.predictor.mattes import Predictor
 from e2e_him.predictor.outputs import Extras, write_photo
 from e2e_him.web.cache import BytesLru
@@ -110,7 +110,7 @@ class PhotoDemo:
         self.photos = BytesLru(budget // 4)  # (upload path, mtime, bytes) -> Photo
         self.outputs = BytesLru(budget // 4)  # (photo, working size) -> network outputs, meta, seconds
         self.people = BytesLru(budget // 4)  # (photo, size, threshold) -> alphas, scores
-        self.foregrounds = BytesLru(budget // 4)  # (photo, size, threshold, people) -> F, chosen
+        self.foregrounds = BytesLru(budget // 4)  # (photo, size, threshold, people) -> F (H, W, 3)
         self._background: tuple[str, Background] | None = None
 
     def _photo(self, path: Path, name: str) -> Photo:
@@ -219,7 +219,7 @@ class PhotoDemo:
     def _foreground(self, photo: Photo, size: int, threshold: float, extras: Extras, alphas: np.ndarray):
         key = (photo.key, size, threshold, None if extras.ids is None else tuple(extras.ids))
         return self.foregrounds.get_or_make(
-            key, lambda: extras.foreground(photo.image, alphas, np.arange(len(alphas)))
+            key, lambda: extras.foreground(photo.image, alphas, extras.people(np.arange(len(alphas))))
         )
 
     def _write(self, folder: Path, entries, extras: Extras, settings: dict, threshold: float, size: int):

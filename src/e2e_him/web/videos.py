@@ -1,6 +1,7 @@
 """The demo's video tab without its page: predict's video path (`predict_video`: streamed frames, ids that
-follow each person, predict's files and videos) on an uploaded clip, with a frame limit, progress in frames
-per second, and one zip of everything predict writes for it.
+follow each person, predict's files and videos: the overlay and composite with the clip's sound, one
+near-lossless matte video per person, `alpha_video=near_lossless`) on an uploaded clip, with a frame limit,
+progress in frames per second, and one zip of everything predict writes for it.
 
 A clip and its settings are predicted once into `<output>/videos/<digest of clip and settings>/`; the same
 clip with the same settings is served from there. The `keep_runs` newest such folders are kept.
@@ -19,16 +20,23 @@ from pathlib import Path
 from typing import Any
 
 from e2e_him.data.io import IMAGE_SUFFIXES, ImageReadError
-from e2e_him.predictor.composites import Background
+from e2e_him.predictor.backgrounds import Background
 from e2e_him.predictor.mattes import Predictor
 from e2e_him.predictor.outputs import Extras, OutputWriteError
-from e2e_him.predictor.pipeline import predict_video
+from e2e_him.predictor.pipeline import VideoProgress, predict_video
 from e2e_him.web.results import ResultFolders
 from e2e_him.web.uploads import file_digest, safe_stem
 
 log = logging.getLogger(__name__)
 # progress(frames done, frames expected or None, frames per second so far)
 Progress = Callable[[int, "int | None", float], None]
+ALPHA_VIDEO = "near_lossless"  # predict's alpha_video= for the matte videos: greyscale H.264, crf 8
+
+
+def carries_sound(audio: str | None) -> bool:
+    """Whether summary.json's `audio` entry of a video (predictor.audio's notes) says that the overlay and
+    composite hold the clip's sound ("copied (aac)", "re-encoded to AAC ...", possibly cut)."""
+    return bool(audio) and audio.startswith(("copied", "re-encoded"))
 
 
 @dataclass
@@ -92,7 +100,8 @@ class VideoDemo:
         stem = safe_stem(path.name)
         settings = {"score_threshold": predictor.score_threshold, "eval_size": predictor.eval_size,
                     "background": background if not background or not Path(background).is_file()
-                    else file_digest(background), "max_frames": self.max_frames}  # fmt: skip
+                    else file_digest(background), "max_frames": self.max_frames,
+                    "alpha_video": ALPHA_VIDEO}  # fmt: skip
         folder = self.results.folder([file_digest(path), stem, settings])
         if self.results.ready(folder):
             summary = json.loads((folder / "summary.json").read_text())
@@ -100,25 +109,23 @@ class VideoDemo:
             summary = self._predict(predictor, path, folder, stem, backdrop, settings, progress, result)
             if summary is None:
                 return result
-        return self._result(folder, stem, summary, result)
+        return self._result(folder, summary, result)
 
     def _predict(self, predictor, path, folder, stem, backdrop, settings, progress, result) -> dict | None:
         """predict_video into a fresh `folder`: the summary, or None (and a note) for a clip it cannot use."""
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        extras = Extras(overlay=True, background=backdrop, alpha_videos=True)
-        started, done = time.perf_counter(), 0
+        extras = Extras(overlay=True, background=backdrop, alpha_video=ALPHA_VIDEO)
+        started = time.perf_counter()
 
-        def on_frame(index: int) -> None:
-            nonlocal done
-            done += 1
+        def report(now: VideoProgress) -> None:
             if progress is not None:
-                seconds = time.perf_counter() - started
-                progress(done, self.max_frames, done / max(seconds, 1e-9))
+                expected = self.max_frames if now.expected is None else min(now.expected, self.max_frames)
+                progress(now.done, expected, now.fps)
 
         try:
             video = predict_video(
-                predictor, path, folder, extras, stem, 1, self.max_frames, 1, on_frame=on_frame
+                predictor, path, folder, extras, stem, 1, self.max_frames, 1, progress=report
             )
         except OutputWriteError:
             raise
@@ -129,13 +136,18 @@ class VideoDemo:
             return None
         seconds = time.perf_counter() - started
         # paths as the zip holds them: the upload's temporary folder and the output folder mean nothing there
-        video["video"], video["mattes"] = path.name, str(Path(video["mattes"]).relative_to(folder))
+        video["video"] = path.name
+        for key in ("mattes", "timestamps"):
+            video[key] = video[key] and _inside(video[key], folder)
+        for key in ("videos", "alpha_videos"):
+            video[key] = {name: _inside(file, folder) for name, file in video[key].items()}
+        video["output_problems"] = [p.replace(f"{folder}/", "") for p in video["output_problems"]]
         summary = {"settings": settings, "seconds": round(seconds, 2), "videos": [video]}
         (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         self.results.pack(folder)
         return summary
 
-    def _result(self, folder: Path, stem: str, summary: dict, result: VideoResult) -> VideoResult:
+    def _result(self, folder: Path, summary: dict, result: VideoResult) -> VideoResult:
         video = summary["videos"][0]
         frames, seconds, size = video["frames"], summary["seconds"], summary["settings"]["eval_size"]
         result.summary = summary
@@ -148,15 +160,25 @@ class VideoDemo:
                 f"stopped after {self.max_frames} frames, the demo's limit (`max_video_frames` in "
                 "conf/demo.yaml); `e2e-him-predict` takes the whole clip"
             )
-        if video.get("sound"):
-            result.notes.append("the composite keeps the clip's sound (cut to the frames predicted)")
+        audio = video["audio"]
+        carried = carries_sound(audio)
+        result.notes.append(f"the overlay and composite carry the clip's sound: {audio}" if carried
+                            else f"no sound in the videos: {audio}")  # fmt: skip
         if video.get("problem"):
             result.notes.append(f"problem: {video['problem']}")
-        overlay, composite = folder / f"{stem}_overlay.mp4", folder / f"{stem}_composite.mp4"
-        result.overlay = str(overlay) if overlay.is_file() else None
-        result.composite = str(composite) if composite.is_file() else None
+        result.notes.extend(f"output problem: {problem}" for problem in video["output_problems"])
+        made = {name: folder / file for name, file in video["videos"].items() if (folder / file).is_file()}
+        result.overlay = str(made["overlay"]) if "overlay" in made else None
+        result.composite = str(made["composite"]) if "composite" in made else None
         result.alpha_videos = [
-            (str(p), f"id {p.stem.rsplit('_', 1)[-1]}") for p in sorted(folder.glob(f"{stem}_alpha_*.mp4"))
+            (str(folder / file), f"id {person}")
+            for person, file in sorted(video["alpha_videos"].items())
+            if (folder / file).is_file()
         ]
         result.archive = str(self.results.archive(folder))
         return result
+
+
+def _inside(file: str, folder: Path) -> str:
+    """`file`, a path predict wrote under `folder`, relative to it (as the zip holds it)."""
+    return str(Path(file).relative_to(folder))
