@@ -98,7 +98,7 @@ def threshold_for(logits: torch.Tensor, k: int) -> float:
     return (low + high) / 2
 
 
-def variant(name: str, net: torch.nn.Module, tmp: Path, band_tile: int = 16):
+def variant(name: str, net: torch.nn.Module, tmp: Path, band_tile: int = 16, device: str = "cpu"):
     """A callable image batch -> outputs dict for one variant name ("<base>" or "<base>+band")."""
     base, _, extra = name.partition("+")
     if extra not in ("", "band") or (extra and base == "onnx"):
@@ -119,7 +119,7 @@ def variant(name: str, net: torch.nn.Module, tmp: Path, band_tile: int = 16):
     if base not in settings:
         raise ValueError(f"unknown variant {name!r}")
     precision, channels_last, compile = settings[base]
-    return TorchBackend(net, "cpu", precision, channels_last=channels_last, compile=compile, band_tile=tile)
+    return TorchBackend(net, device, precision, channels_last=channels_last, compile=compile, band_tile=tile)
 
 
 def part_timer(net: torch.nn.Module) -> dict[str, list[float]]:
@@ -173,6 +173,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--device", default="cpu", help="cpu or cuda (our variants; onnx and the authors' run on CPU)"
+    )
     parser.add_argument("--photo", default=None, help="input photo (default: ../shared/data/demo/group1.jpg)")
     parser.add_argument("--parts", action="store_true", help="also time the network's direct children")
     parser.add_argument("--folder", default=None, help="only time predict's loop over this folder")
@@ -192,9 +195,15 @@ def main(argv: list[str] | None = None) -> None:
         return folder_throughput(net, args.folder, args.eval_size, "auto")
     image = input_batch(args.size, args.batch, args.photo)
     names = [v for v in args.variants.split(",") if v]
+    cuda = args.device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     with tempfile.TemporaryDirectory() as tmp:
         with torch.inference_mode():
-            reference = {k: v.float() for k, v in net(image).items() if k in OUTPUT_KEYS}
+            ref_net = deepcopy(net).to(args.device)
+            reference = {
+                k: v.float().cpu() for k, v in ref_net(image.to(args.device)).items() if k in OUTPUT_KEYS
+            }
+            del ref_net
         kept = torch.ones(reference["pred_logits"].shape[:2], dtype=torch.bool)  # (B, N): compared queries
         if args.decode is not None:
             args.keep_scores_above = threshold_for(reference["pred_logits"], args.decode)
@@ -206,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
             copy = deepcopy(net)
             if args.parts and n != "onnx":
                 parts[n] = part_timer(copy)
-            backend = variant(n, copy, Path(tmp), args.band_tile)
+            backend = variant(n, copy, Path(tmp), args.band_tile, "cpu" if n == "onnx" else args.device)
             runners[n] = partial(backend, keep_scores_above=args.keep_scores_above)
         if args.authors_repo:
             if (args.size, args.batch) != (640, 1):
@@ -218,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
         errors = {}
         for name, run in runners.items():  # warm-up, and the differences from float32
             with torch.inference_mode():
-                out = run(image)
+                out = {k: v.cpu() for k, v in run(image).items() if torch.is_tensor(v)}
             if name != "authors" and kept.any():
                 d = (out["alpha_fin"].float() - reference["alpha_fin"]).abs()[kept]
                 dl = (out["pred_logits"].float() - reference["pred_logits"]).abs()
@@ -234,20 +243,29 @@ def main(argv: list[str] | None = None) -> None:
                 start = time.perf_counter()
                 with torch.inference_mode():
                     run(image)
+                sync()
                 seconds[name].append((time.perf_counter() - start) / args.batch)
                 for part, v in parts.get(name, {}).items():
                     part_rows.setdefault(name, {}).setdefault(part, []).append(sum(v) / args.batch)
             print(f"round {r}: " + ", ".join(f"{n} {s[-1]:.2f}s" for n, s in seconds.items()), flush=True)
     median = {n: statistics.median(s) for n, s in seconds.items()}
     base = "authors" if "authors" in median else names[0]
-    print(f"\n{args.size} x {args.size}, batch {args.batch}, {torch.get_num_threads()} threads, "
+    where = torch.cuda.get_device_name() if cuda else f"{torch.get_num_threads()} threads"
+    print(f"\n{args.size} x {args.size}, batch {args.batch}, {where}, "
           f"{args.rounds} rounds, median s/image; differences from our float32 output")  # fmt: skip
-    print(f"| variant | s / image | {base} / variant | alpha_fin MAD | alpha_fin max | logits max |")
-    print("|---|---|---|---|---|---|")
+    print(
+        f"| variant | s / image | images / s | {base} / variant | alpha_fin MAD | alpha_fin max "
+        "| logits max |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for name, value in median.items():
         err = errors.get(name)
         cells = [f"{e:.2e}" for e in err] if err else ["-", "-", "-"]
-        print(f"| {name} | {value:.2f} | {median[base] / value:.2f} | " + " | ".join(cells) + " |")
+        print(
+            f"| {name} | {value:.3f} | {1 / value:.1f} | {median[base] / value:.2f} | "
+            + " | ".join(cells)
+            + " |"
+        )
     if part_rows:
         print("\nper part, median s/image:")
         for name, rows in part_rows.items():

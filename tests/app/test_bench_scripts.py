@@ -28,9 +28,9 @@ def test_bench_infer_prints_a_row_per_variant_on_the_kept_queries(capsys, monkey
     assert "10 of 10 queries above 0.0" in out
     rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines() if line.startswith("| fp32")}
     assert set(rows) == {"fp32", "fp32-cl"}
-    assert rows["fp32"].split(" | ")[2] == "1.00"  # the baseline against itself
+    assert rows["fp32"].split(" | ")[3] == "1.00"  # the baseline against itself
     # fp32 against its own reference: the decoded subset of queries rounds a little otherwise on 2 threads
-    mad, largest, logits = (float(c) for c in rows["fp32"].strip("| ").split(" | ")[3:])
+    mad, largest, logits = (float(c) for c in rows["fp32"].strip("| ").split(" | ")[4:])
     assert mad < 1e-6 and largest < 1e-4 and logits == 0.0
     assert "per part" in out and "backbone" in out
 
@@ -135,13 +135,57 @@ def test_bench_step_runs_forward_and_loss_under_the_asked_precision(args, precis
 
         monkeypatch.setattr(cls, method, record)
 
-    recording(E2EHIMModule, "forward", "forward")
+    recording(E2EHIMModule, "train_forward", "forward")
     recording(SetCriterion, "forward", "loss")
     bench.main(["experiment=quickstart", "data.batch_size=2", "--steps", "1", *args])
     expected = [precision == "bf16-mixed"] * (1 + bench.WARMUP)
     assert seen == {"forward": expected, "loss": expected}
     out = capsys.readouterr().out
     assert f"{precision}, 1 steps:" in out and "backward" in out
+
+
+def test_bench_data_stage_clock_counts_each_functions_own_time(monkeypatch):
+    import time
+
+    bench = load("bench_data", monkeypatch)
+    clock = bench.StageClock()
+    inner = clock.wrap(lambda: time.sleep(0.02), "decode")
+    outer = clock.wrap(lambda: (time.sleep(0.01), inner()), "composite")
+    outer()
+    assert 0.02 <= clock.totals["decode"] < 0.05
+    assert 0.01 <= clock.totals["composite"] < 0.02  # without the nested decode
+
+
+def test_bench_data_differences_of_two_dumps(monkeypatch, tmp_path):
+    import numpy as np
+
+    bench = load("bench_data", monkeypatch)
+    for name, shift in (("a", 0), ("b", 4)):
+        (tmp_path / name).mkdir()
+        alphas = np.zeros((2, 8, 8), np.float32)
+        alphas[:, 2:6, 2:6] = 1.0
+        alphas[0, 0, 0] += shift / 40  # 0.1 at one pixel in b
+        trimaps = (alphas > 0.5).astype(np.uint8) * 2
+        np.savez(tmp_path / name / "000.npz", image=np.full((8, 8, 3), 10 + shift, np.uint8), alphas=alphas,
+                 trimaps=trimaps)  # fmt: skip
+    diff = bench.differences(tmp_path / "a", tmp_path / "b")
+    assert diff["samples"] == diff["same people"] == 1 and diff["image MAD (8-bit levels)"] == 4
+    assert diff["alpha max"] == pytest.approx(0.1) and diff["alpha pixels off by > 0.05"] == 1 / 128
+    assert diff["trimap pixels that differ"] == 0
+
+
+@pytest.mark.slow
+def test_bench_data_times_generated_photos_against_a_git_revision(capsys, monkeypatch, tmp_path):
+    bench = load("bench_data", monkeypatch)
+    monkeypatch.setattr(bench, "photo_size", lambda rng: (300, 400))  # small photos: a test, not a benchmark
+    bench.main(["--photos", "3", "--data-dir", str(tmp_path / "photos"), "--samples", "3", "--warmup", "1",
+                "--compare", "2", "--baseline", "HEAD"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert (tmp_path / "photos" / "train.txt").read_text().split() == ["00000", "00001", "00002"]
+    assert len(list((tmp_path / "photos" / "real" / "alphas").iterdir())) == 5  # + 2 validation photos
+    assert "this tree / baseline:" in out and "x in samples per CPU second" in out
+    assert "samples against the baseline's: samples 2" in out
+    assert out.count("per sample (ms): ") == 2 and "decode" in out and "on the device" in out
 
 
 @pytest.mark.slow

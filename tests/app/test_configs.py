@@ -183,20 +183,26 @@ def test_misspelt_key_in_a_config_file_fails_at_build_naming_node_and_key(tmp_pa
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_takes_a_training_step_on_synthetic_data(experiment: str, tmp_path: Path):
     """`experiment=<name> debug=smoke`: the experiment's backbone and switches, tiny widths, one step (the
-    released layout: `debug=smoke_release`, its own widths)."""
+    released layout: `debug=smoke_release`, its own widths); its loss reaches every trainable parameter, as
+    DDP requires."""
     import torch
+
+    from e2e_him.data.targets import complete_batch
 
     debug = "smoke_release" if experiment.startswith("release") else "smoke"
     cfg = compose_config("train", [f"experiment={experiment}", f"debug={debug}"], output_dir=tmp_path)
     torch.manual_seed(0)
     module, datamodule = build(cfg.model, "model"), build(cfg.data, "data")
+    module.setup("fit")  # the checks a run makes first
     datamodule.setup("fit")
-    batch = next(iter(datamodule.train_dataloader()))
-    losses = module.criterion(module(batch["image"]), batch)
+    batch = complete_batch(next(iter(datamodule.train_dataloader())))
+    losses = module.criterion(module.train_forward(batch["image"]), batch)
     losses["loss"].backward()
     assert torch.isfinite(losses["loss"])
+    unreached = [n for n, p in module.net.named_parameters() if p.requires_grad and p.grad is None]
+    assert unreached == [], f"the loss leaves {len(unreached)} parameters without gradient: {unreached[:5]}"
     grads = [p.grad for p in module.net.backbone.parameters() if p.requires_grad]
-    assert any(g is not None and g.abs().sum() > 0 for g in grads), "no gradient reached the backbone"
+    assert any(g.abs().sum() > 0 for g in grads), "no gradient reached the backbone"
 
 
 def test_the_configs_of_a_checkout_else_those_a_wheel_carries(tmp_path: Path):

@@ -13,6 +13,7 @@ from e2e_him.data.checks import BadDataError, SkipLog, TooManyInstancesError
 from e2e_him.data.datamodule import HIMDataModule
 from e2e_him.data.io import ImageReadError
 from e2e_him.data.readers import InstanceFolder
+from e2e_him.data.targets import complete_sample
 
 
 def _dm(root: Path, tmp_path: Path, **kw) -> HIMDataModule:
@@ -229,7 +230,7 @@ def test_too_many_people_truncate_keeps_the_largest(tmp_path: Path):
     dm.composite_prob, dm.min_visible_pixels = 0.0, 1.0
     with pytest.warns(UserWarning, match="crowd holds 3 people"):
         dm.setup("fit")
-    sample = dm.train_dataset[0]
+    sample = complete_sample(dm.train_dataset[0])
     # areas: 10x8 (+rim), 15x12 (+rim), 30x15 (+rim): the two largest are people 1 and 2, in their order
     areas = sample["alphas"].sum((1, 2))
     assert len(areas) == 2 and areas[0] == pytest.approx(15 * 12 + 128 / 255 * (17 * 14 - 15 * 12), abs=0.01)

@@ -13,6 +13,7 @@ from tiny_datasets import person, write_instance_image
 from e2e_him.data.checks import TooManyInstancesError
 from e2e_him.data.datamodule import HIMDataModule
 from e2e_him.data.dataset import EpochSampler
+from e2e_him.data.targets import complete_batch
 
 CONF_DATA = Path(__file__).resolve().parents[2] / "conf" / "data"
 
@@ -44,8 +45,9 @@ def _dm(**kw) -> HIMDataModule:
 
 
 def _first_batch(dm: HIMDataModule) -> dict:
+    """The first training batch, completed as on the device."""
     dm.setup("fit")
-    return next(iter(dm.train_dataloader()))
+    return complete_batch(next(iter(dm.train_dataloader())))
 
 
 def test_sources_are_built_in_setup_not_before():
@@ -91,7 +93,13 @@ def test_workers_give_the_same_batches_as_the_main_process():
 
 
 def test_train_batch_follows_the_contract():
-    batch = _first_batch(_dm(batch_size=3))
+    dm = _dm(batch_size=3)
+    dm.setup("fit")
+    compact = next(iter(dm.train_dataloader()))
+    # through the loader: 8-bit photo and mattes, no trimaps, a kernel per sample
+    assert compact["image"].dtype == compact["alphas"].dtype == torch.uint8 and "trimaps" not in compact
+    assert all(7 <= m["trimap_kernel"] <= 25 for m in compact["meta"])
+    batch = complete_batch(compact)
     assert batch["image"].shape == (3, 3, 32, 32) and batch["alphas"].shape[0] == 3
     assert batch["trimaps"].dtype == torch.long and batch["labels"].dtype == torch.long
     assert batch["valid"].sum(1).tolist() == batch["num_instances"].tolist()

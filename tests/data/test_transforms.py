@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from e2e_him.data.targets import complete_sample, to_uint8
 from e2e_him.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -56,20 +57,20 @@ def test_flip_and_affine_keep_photo_and_matte_aligned(seed: int):
         min_visible_fraction=0.0,
         **NO_COLOUR,
     )
-    sample = tf(_record_red_is_matte(), np.random.default_rng(seed))
+    sample = complete_sample(tf(_record_red_is_matte(), np.random.default_rng(seed)))
     assert sample["image"].shape == (3, 48, 64) and sample["alphas"].shape[1:] == (48, 64)
     red = _unnormalise_red(sample["image"])
     alpha = sample["alphas"][0] if len(sample["alphas"]) else torch.zeros(48, 64)
-    # both went through the same bilinear warp; the photo was rounded to 8 bits once more
+    # both went through the same bilinear warp; photo and matte were rounded to 8 bits once more each
     assert (red - alpha).abs().max() < 3 / 255
 
 
 def test_flip_is_applied_to_both():
     record = _record_red_is_matte()
     tf = TrainTransform((60, 80), flip_prob=1.0, affine_prob=0.0, min_visible_pixels=0, **NO_COLOUR)
-    sample = tf(record, np.random.default_rng(0))
+    sample = complete_sample(tf(record, np.random.default_rng(0)))
     flipped = torch.from_numpy(record["alphas"][0, :, ::-1].copy())
-    assert torch.allclose(sample["alphas"][0], flipped)
+    assert torch.allclose(sample["alphas"][0], flipped, atol=0.5 / 255)  # mattes travel as 8-bit values
     assert (_unnormalise_red(sample["image"]) - flipped).abs().max() < 1 / 255
 
 
@@ -83,15 +84,22 @@ def test_small_photo_is_padded_bottom_right_and_targets_are_complete():
     tf = TrainTransform(
         (64, 64), flip_prob=0, affine_prob=0, min_visible_pixels=1, trimap_kernel=(5, 5), **NO_COLOUR
     )
-    s = tf(record, np.random.default_rng(0))
+    compact = tf(record, np.random.default_rng(0))
+    # the loader's sample: 8-bit photo and mattes, the kernel to make the trimaps with on the device
+    assert compact["image"].dtype == compact["alphas"].dtype == torch.uint8 and "trimaps" not in compact
+    assert compact["meta"]["trimap_kernel"] == 5 and "masks" not in compact
+    assert torch.equal(compact["alphas"][:, :30, :20], torch.from_numpy(to_uint8(record["alphas"])))
+    s = complete_sample(compact)
     assert s["image"].shape == (3, 64, 64) and s["meta"]["input_size"] == (30, 20)
     assert s["meta"]["orig_size"] == (30, 20) and s["meta"]["orig_alphas"] is None
     assert (s["image"][:, 30:] == 0).all() and (s["image"][:, :, 20:] == 0).all()
-    assert torch.allclose(s["alphas"][:, :30, :20], torch.from_numpy(record["alphas"]))
+    assert torch.allclose(s["image"][:, :30, :20], normalize_image(record["image"]))
+    assert torch.allclose(s["alphas"][:, :30, :20], torch.from_numpy(record["alphas"]), atol=0.5 / 255)
     assert s["alphas"][:, 30:].abs().sum() == 0
     assert s["masks"].dtype == torch.float32 and torch.equal(s["masks"], (s["alphas"] >= 0.5).float())
-    assert s["trimaps"].dtype == torch.long
-    assert torch.equal(s["trimaps"][:, :30, :20], trimap_from_alpha(torch.from_numpy(record["alphas"]), 5))
+    assert s["trimaps"].dtype == torch.long and s["trimaps"][:, 30:].abs().sum() == 0
+    rounded = torch.from_numpy(to_uint8(record["alphas"])).float() / 255
+    assert torch.equal(s["trimaps"][:, :30, :20], trimap_from_alpha(rounded, 5))
     assert s["labels"].tolist() == [1, 1]
 
 
@@ -100,7 +108,9 @@ def test_given_masks_follow_the_geometry():
     record["masks"] = record["alphas"] > 0.9  # a given mask that differs from alpha >= 0.5
     tf = TrainTransform((60, 80), flip_prob=1.0, affine_prob=0.0, min_visible_pixels=0, **NO_COLOUR)
     s = tf(record, np.random.default_rng(0))
-    assert torch.equal(s["masks"][0].bool(), torch.from_numpy(record["masks"][0, :, ::-1].copy()))
+    assert s["masks"].dtype == torch.bool  # given masks travel as they are
+    assert torch.equal(s["masks"][0], torch.from_numpy(record["masks"][0, :, ::-1].copy()))
+    assert torch.equal(complete_sample(s)["masks"][0].bool(), s["masks"][0])
 
 
 def test_people_too_small_are_dropped():
@@ -109,7 +119,7 @@ def test_people_too_small_are_dropped():
     alphas[1, 0:2, 0:2] = 1.0  # 4 px
     record = {"image": np.zeros((40, 40, 3), np.uint8), "alphas": alphas, "masks": None, "name": "x"}
     tf = TrainTransform((40, 40), flip_prob=0, affine_prob=0, min_visible_pixels=10, **NO_COLOUR)
-    s = tf(record, np.random.default_rng(0))
+    s = complete_sample(tf(record, np.random.default_rng(0)))
     assert s["alphas"].shape == (1, 40, 40) and s["alphas"][0].sum() == 400
     assert s["labels"].shape == (1,) and s["trimaps"].shape == (1, 40, 40)
 
@@ -121,7 +131,7 @@ def test_no_people_gives_empty_targets():
         "masks": None,
         "name": "e",
     }
-    s = TrainTransform((32, 32))(record, np.random.default_rng(0))
+    s = complete_sample(TrainTransform((32, 32))(record, np.random.default_rng(0)))
     assert (
         s["alphas"].shape == (0, 32, 32) and s["trimaps"].shape == (0, 32, 32) and s["labels"].shape == (0,)
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from e2e_him.data.targets import complete_batch
 from e2e_him.utils.config import compose_config
 from e2e_him.utils.instantiate import build
 
@@ -18,7 +19,7 @@ def test_a_few_steps_on_one_batch_lower_the_loss(tmp_path: Path):
     torch.manual_seed(0)
     module, datamodule = build(cfg.model, "model"), build(cfg.data, "data")
     datamodule.setup("fit")
-    batch = next(iter(datamodule.train_dataloader()))
+    batch = complete_batch(next(iter(datamodule.train_dataloader())))
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
     history = []
     for _ in range(20):

@@ -87,3 +87,24 @@ def build_small_release_net(seed: int = 0, **overrides) -> ReleaseE2EHIM:
     kwargs = merged(SMALL_RELEASE_NET, overrides)
     backbone = build_backbone("resnet18", in_channels=kwargs["stem"]["widths"][-1])
     return ReleaseE2EHIM.from_config(backbone, **kwargs)
+
+
+def training_batch(b: int = 2, size: int = 64, seed: int = 3) -> dict[str, torch.Tensor]:
+    """A complete training batch (contract section 2) of `b` noise images with two rectangular people each,
+    soft-edged so that their trimaps have unknown bands."""
+    from e2e_him.data.trimap import trimap_from_alpha
+
+    g = torch.Generator().manual_seed(seed)
+    alphas = torch.zeros(b, 2, size, size)
+    for i in range(b):
+        for j, (top, left) in enumerate(torch.randint(0, size // 2, (2, 2), generator=g).tolist()):
+            alphas[i, j, top : top + size // 2, left : left + size // 4] = 1.0
+    alphas = torch.nn.functional.avg_pool2d(alphas, 3, 1, 1)
+    return {
+        "image": torch.randn(b, 3, size, size, generator=g),
+        "alphas": alphas,
+        "masks": (alphas >= 0.5).float(),
+        "trimaps": trimap_from_alpha(alphas, 5),
+        "labels": torch.ones(b, 2, dtype=torch.long),
+        "valid": torch.ones(b, 2, dtype=torch.bool),
+    }

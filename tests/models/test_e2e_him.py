@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from model_builders import BACKBONES, build_backbone, build_small_net
+from model_builders import BACKBONES, build_backbone, build_small_net, training_batch
 
+from e2e_him.losses import SetCriterion
 from e2e_him.models.e2e_him import E2EHIM
 from e2e_him.models.fusion import UNetFusion
 from e2e_him.models.layers import ConvGNAct
@@ -122,14 +123,22 @@ def test_number_of_queries(queries):
 
 
 @pytest.mark.parametrize("backbone", ["resnet18", "swin_tiny"])
-def test_gradients_reach_every_parameter(backbone):
+def test_the_loss_reaches_every_parameter(backbone):
+    """What DDP needs (it stops on parameters the loss does not reach): backward of the objective, not of the
+    outputs' sum, which would reach parameters that no loss term reads."""
     net = build_small_net(backbone).train()
-    out = net(torch.randn(2, 3, 64, 64))
-    total = sum(v.sum() for k, v in out.items() if torch.is_tensor(v))
-    total = total + sum(t.sum() for aux in out["aux_outputs"] for t in aux.values())
-    total.backward()
+    batch = training_batch()
+    SetCriterion()(net(batch["image"]), batch)["loss"].backward()
     no_grad = [n for n, p in net.named_parameters() if p.requires_grad and p.grad is None]
     assert no_grad == []
+
+
+def test_alpha_fin_only_outside_training():
+    net = build_small_net("resnet18")
+    x = torch.randn(1, 3, 64, 64)
+    assert "alpha_fin" not in net.train()(x)  # no loss reads Eq. 8's matte
+    with torch.no_grad():
+        assert net.eval()(x)["alpha_fin"].shape == (1, N, 64, 64)
 
 
 def test_kaiming_init_of_the_non_backbone_weights():

@@ -150,3 +150,20 @@ def test_backbone_maps_follow_the_layout_of_their_input(name):
     assert all(f.is_contiguous() for f in plain) and all(is_channels_last(f) for f in last)
     for a, b in zip(plain, last):
         torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("layout", ["paper", "released"])
+def test_the_alpha_leaves_the_network_in_float32_under_autocast(layout):
+    """Eq. 7's sigmoid (the released layout: its clamp) in float32 under bf16 autocast: in bfloat16 every
+    value from 0.998 up would round to 1, where the sigmoid's gradient vanishes."""
+    from model_builders import build_small_net, build_small_release_net
+
+    net = (build_small_net("resnet18") if layout == "paper" else build_small_release_net()).train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(torch.randn(1, 3, 64, 64))
+    alpha = out["alpha_pred"]
+    assert alpha.dtype == torch.float32 and out["trimap_logits"].dtype == torch.bfloat16  # the rest stays
+    if layout == "paper":  # a sigmoid computed in float32, not bfloat16 values cast up after the fact
+        assert not torch.equal(alpha, alpha.bfloat16().float())
+    alpha.sum().backward()  # and the gradient reaches the network through it
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.stem.parameters())

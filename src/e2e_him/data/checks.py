@@ -107,7 +107,7 @@ def _check_entry(entry: Entry) -> tuple[list[Problem], list[str]]:
     for kind, paths in (("matte", entry.alphas), ("mask", entry.masks or [])):
         for path in paths:
             try:
-                mhead = read_header(path)
+                mhead = read_header(path, oriented=False)  # mattes are stored in the photo's displayed frame
                 if is_truncated(path, mhead.format):
                     problems.append(Problem(path, f"truncated {kind} file (its end is missing)", entry.name))
                     continue

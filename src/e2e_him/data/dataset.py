@@ -3,6 +3,12 @@
 Every random choice of a sample (the compositing partner, the augmentation, the crop, the trimap kernel) comes
 from a generator seeded by (seed, epoch, index), so a sample does not depend on the worker that builds it nor
 on the order in which workers run. `EpochSampler` hands each index to the workers together with the epoch.
+
+When the transform resizes photos (`TrainTransform.resize_long_side`) and the source can read a photo's size
+and decode it resized (`IndexedSource.image_size`, `load`), a sample is planned before anything is decoded:
+the same draws as compositing at the photo's own size and resizing after, in the same order, but the photos
+and mattes are decoded straight at the size they are resized to and the people pasted there
+(`composite.scale_region`). The result differs from the full-size order only by resampling (docs/data.md).
 """
 
 from __future__ import annotations
@@ -17,7 +23,15 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from e2e_him.data.checks import BadSampleError, SkipLog, TooManyInstancesError
-from e2e_him.data.composite import composite_instances, largest_instances
+from e2e_him.data.composite import (
+    composite_instances,
+    largest_instances,
+    largest_record,
+    paste_geometry,
+    paste_instances,
+    pasted_slots,
+    scale_region,
+)
 from e2e_him.data.io import ImageReadError
 
 log = logging.getLogger(__name__)
@@ -183,30 +197,81 @@ class HIMDataset(Dataset):
     def _load(self, index: int) -> dict:
         return self._limit(self.source[index])
 
-    def _build(self, index: int, epoch: int) -> dict:
-        rng = np.random.default_rng([self.seed, epoch, index])
-        record = self._load(index)
+    def _partner(self, index: int, rng: np.random.Generator) -> int | None:
+        """The record whose people are pasted onto `index`'s, or None (draws the decision and the partner)."""
         n = len(self)
         if self.composite_prob > 0 and n > 1 and rng.random() < self.composite_prob:
             partner = (index + int(rng.integers(1, n))) % n
             if partner not in self._bad:
-                try:
-                    paste = self._load(partner)
-                except LOAD_ERRORS as err:
-                    if self.on_bad_file == "error":
-                        raise
-                    self._skip(partner, err)
-                else:
-                    record = composite_instances(
-                        record,
-                        paste,
-                        rng,
-                        scale_range=self.composite_scale,
-                        min_visible_pixels=self.min_visible_pixels,
-                        min_visible_fraction=self.min_visible_fraction,
-                        max_instances=self.max_instances,
-                    )
+                return partner
+        return None
+
+    def _try(self, partner: int, read):
+        """`read(partner)`, or None when the partner cannot be read and bad files are skipped."""
+        try:
+            return read(partner)
+        except LOAD_ERRORS as err:
+            if self.on_bad_file == "error":
+                raise
+            self._skip(partner, err)
+            return None
+
+    def _plans(self) -> bool:
+        """Whether samples are planned from the photos' sizes and decoded resized (see the module doc)."""
+        resizes = getattr(self.transform, "resize_long_side", None) is not None
+        return resizes and all(hasattr(self.source, a) for a in ("image_size", "load", "num_people"))
+
+    def _build(self, index: int, epoch: int) -> dict:
+        rng = np.random.default_rng([self.seed, epoch, index])
+        if self._plans():
+            return self._build_resized(index, rng)
+        record = self._load(index)
+        partner = self._partner(index, rng)
+        paste = self._try(partner, self._load) if partner is not None else None
+        if paste is not None:
+            record = composite_instances(
+                record,
+                paste,
+                rng,
+                scale_range=self.composite_scale,
+                min_visible_pixels=self.min_visible_pixels,
+                min_visible_fraction=self.min_visible_fraction,
+                max_instances=self.max_instances,
+            )
         return self.transform(record, rng)
+
+    def _build_resized(self, index: int, rng: np.random.Generator) -> dict:
+        """`_build` with every photo decoded at the size the transform resizes it to (the draws of `_build`,
+        in its order: partner, paste geometry, resized size, then the transform's)."""
+        size0 = self.source.image_size(index)
+        people = self._people(index)
+        partner, region = self._partner(index, rng), None
+        paste_size = self._try(partner, self.source.image_size) if partner is not None else None
+        if paste_size is not None:
+            slots = pasted_slots(people, self._people(partner), self.max_instances)
+            if slots:
+                region = paste_geometry(size0, paste_size, rng, self.composite_scale)
+        size = self.transform.draw_size(size0, rng)
+        record = self._limit(self.source.load(index, size))
+        if region is not None:
+            scale = (size[0] / size0[0], size[1] / size0[1])
+            y0, x0, h, w = scale_region(region, scale, size)
+            paste = self._try(partner, lambda i: self._limit(self.source.load(i, (h, w))))
+            if paste is not None:
+                record = paste_instances(
+                    record,
+                    largest_record(paste, slots),
+                    (y0, x0, h, w),
+                    min_visible_pixels=self.min_visible_pixels,
+                    min_visible_fraction=self.min_visible_fraction,
+                    area_scale=scale[0] * scale[1],
+                )
+        return self.transform.augment(record, rng, size0)
+
+    def _people(self, index: int) -> int:
+        """People of record `index` after `max_instances` (from the index, nothing decoded)."""
+        k = self.source.num_people(index)
+        return k if self.max_instances is None else min(k, self.max_instances)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
         index, epoch = (int(key[0]), int(key[1])) if isinstance(key, tuple | list) else (int(key), 0)

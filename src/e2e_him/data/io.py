@@ -6,7 +6,12 @@ odd files of real data sets are handled in one place:
 - photos: EXIF orientation is applied; grayscale, palette, CMYK, RGBA (composited on black: the colour of a
   transparent pixel carries no information) and 16-bit files all come back as 8-bit RGB;
 - mattes: 8-bit and 16-bit single-channel files; RGB(A) mattes use the alpha channel when it is not constant,
-  otherwise the first channel; values come back as float32 in [0, 1].
+  otherwise the first channel; values come back as float32 in [0, 1] (`read_alpha`) or uint8 (`read_alpha8`).
+
+The training path reads photos that it will shrink with `min_size`: a JPEG is then decoded at 1/2, 1/4 or 1/8
+of its size in the DCT domain (libjpeg's scaled decoding, through PIL's `draft`) when that still covers the
+size asked for, several times faster than a full decode, and what is left to shrink by an integer factor of 2
+or more (other formats) is box-averaged by PIL's `reduce` before the pixels reach NumPy (`reduce_to`).
 """
 
 from __future__ import annotations
@@ -24,18 +29,47 @@ class ImageReadError(RuntimeError):
     """A file could not be read as an image; the message names the file and the reason."""
 
 
-def _open(path: str | Path, decode: bool = True) -> Image.Image:
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation tag of an opened image, 1 when absent or unreadable. For a PNG, PIL decodes the
+    whole file to find an EXIF chunk that may follow the pixels: only photos need their orientation."""
+    try:
+        return int(img.getexif().get(0x0112, 1))
+    except Exception:  # a broken EXIF block must not make the photo unreadable
+        return 1
+
+
+def _open(path: str | Path, decode: bool = True, min_size: tuple[int, int] | None = None) -> Image.Image:
+    """Open an image file; `decode` decodes it now, at a reduced JPEG scale still covering `min_size` (h, w)
+    after EXIF orientation when that is given."""
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"{path}: file not found")
     try:
         img = Image.open(path)
+        if min_size is not None and img.format == "JPEG":
+            h, w = min_size
+            if _orientation(img) in (5, 6, 7, 8):  # stored transposed
+                h, w = w, h
+            img.draft(None, (max(1, int(w)), max(1, int(h))))  # the smallest scale whose size covers (w, h)
         if decode:
             img.load()  # decode now so that truncated files fail here, not later
     # DecompressionBombError: more pixels than PIL's limit (Image.MAX_IMAGE_PIXELS x 2), refused unread
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as err:
         raise ImageReadError(f"{path}: cannot read image ({err})") from err
     return img
+
+
+def reduce_to(img: Image.Image, min_size: tuple[int, int] | None, orientation: int = 1) -> Image.Image:
+    """`img` box-averaged by the largest integer factor (2 or more) that keeps it at least `min_size` (h,
+    w, in the frame of EXIF `orientation`), PIL's `reduce` (partial blocks at the right and bottom edges
+    averaged as they are); as it is when no such factor exists."""
+    if min_size is None or img.mode not in ("L", "RGB"):
+        return img
+    h, w = min_size
+    if orientation in (5, 6, 7, 8):  # stored transposed
+        h, w = w, h
+    factor = min(img.size[0] // max(1, int(w)), img.size[1] // max(1, int(h)))
+    return img.reduce(factor) if factor >= 2 else img
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
@@ -52,11 +86,18 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
     return arr.clip(0, 255).astype(np.uint8)
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read a photo as RGB uint8 (H, W, 3), EXIF orientation applied."""
-    img = _open(path)
+def read_image(path: str | Path, min_size: tuple[int, int] | None = None) -> np.ndarray:
+    """Read a photo as RGB uint8 (H, W, 3), EXIF orientation applied.
+
+    With `min_size` (h, w), the photo may come back smaller than stored (a JPEG decoded at 1/2, 1/4 or 1/8
+    scale, then `reduce_to`), but never below (h, w) (unless the photo itself is smaller): for callers that
+    resize it down to (h, w).
+    """
+    img = _open(path, min_size=min_size)
+    if min_size is not None:
+        img = reduce_to(img, min_size, _orientation(img))
     try:
-        img = ImageOps.exif_transpose(img)
+        ImageOps.exif_transpose(img, in_place=True)  # not a copy when there is nothing to turn
     except Exception:  # a broken EXIF block must not make the photo unreadable
         pass
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -66,12 +107,30 @@ def read_image(path: str | Path) -> np.ndarray:
         rgba = np.asarray(img.convert("RGBA")).astype(np.float32)
         rgb = rgba[..., :3] * (rgba[..., 3:] / 255.0)
         return np.round(rgb).astype(np.uint8)
-    return np.array(img.convert("RGB"))  # a writable copy (torch.from_numpy warns on read-only arrays)
+    # a writable copy (torch.from_numpy warns on read-only arrays); an RGB photo is copied once, not twice
+    return np.array(img if img.mode == "RGB" else img.convert("RGB"))
+
+
+def read_alpha8(path: str | Path, factor: int = 1) -> np.ndarray:
+    """Read a matte as uint8 (H, W) in [0, 255]: 8-bit files as stored, others rounded from `read_alpha`.
+
+    `factor` > 1: an 8-bit matte comes back box-averaged by that integer factor (PIL's `reduce`, partial
+    blocks at the right and bottom averaged as they are), as `reduce_to` and JPEG's scaled decoding shrink
+    its photo; other mattes at their size.
+    """
+    img = _open(path)
+    if img.mode == "L":
+        return np.asarray(img.reduce(factor) if factor > 1 else img)
+    return np.round(_alpha_values(img) * 255.0).astype(np.uint8)
 
 
 def read_alpha(path: str | Path) -> np.ndarray:
     """Read a matte as float32 (H, W) in [0, 1]; 16-bit and RGBA files are handled (see module doc)."""
-    img = _open(path)
+    return _alpha_values(_open(path))
+
+
+def _alpha_values(img: Image.Image) -> np.ndarray:
+    """An opened matte as float32 (H, W) in [0, 1] (see the module doc)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img).astype(np.float64)
         peak = 65535.0 if arr.max(initial=0) > 255 or img.mode.startswith("I;16") else 255.0
@@ -94,15 +153,12 @@ def read_alpha(path: str | Path) -> np.ndarray:
     return arr.astype(np.float32) / 255.0
 
 
-def image_size(path: str | Path) -> tuple[int, int]:
-    """(H, W) of an image file after EXIF orientation, reading only the header where possible."""
+def image_size(path: str | Path, oriented: bool = True) -> tuple[int, int]:
+    """(H, W) of an image file, after EXIF orientation unless `oriented=False` (mattes: the stored size, read
+    from the header alone; see `_orientation`)."""
     img = _open(path, decode=False)
-    try:
-        orientation = img.getexif().get(0x0112, 1)
-    except Exception:
-        orientation = 1
     w, h = img.size
-    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+    return (w, h) if oriented and _orientation(img) in (5, 6, 7, 8) else (h, w)
 
 
 def write_alpha(path: str | Path, alpha: np.ndarray) -> None:
@@ -134,13 +190,12 @@ class ImageHeader:
     orientation: int  # EXIF orientation tag, 1 when absent
 
 
-def read_header(path: str | Path) -> ImageHeader:
-    """Read an image's size, mode and EXIF orientation from its header only (PIL opens files lazily)."""
+def read_header(path: str | Path, oriented: bool = True) -> ImageHeader:
+    """Read an image's size, mode and EXIF orientation from its header only (PIL opens files lazily);
+    `oriented=False` (mattes, masks) takes orientation 1 without reading EXIF, which for a PNG would decode
+    the whole file (see `_orientation`)."""
     img = _open(path, decode=False)
-    try:
-        orientation = int(img.getexif().get(0x0112, 1))
-    except Exception:
-        orientation = 1
+    orientation = _orientation(img) if oriented else 1
     w, h = img.size
     size = (w, h) if orientation in (5, 6, 7, 8) else (h, w)
     return ImageHeader(Path(path), size, (h, w), img.mode, img.format, orientation)

@@ -12,6 +12,7 @@ demand in `__getitem__`, so that a data loader's workers do the decoding.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -21,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from e2e_him.data.checks import BadSampleError, Entry, Problem
-from e2e_him.data.io import IMAGE_SUFFIXES, list_images, read_alpha, read_image
+from e2e_him.data.composite import resize_image, resize_stack
+from e2e_him.data.io import IMAGE_SUFFIXES, image_size, list_images, read_alpha, read_alpha8, read_image
 
 log = logging.getLogger(__name__)
 
@@ -70,31 +72,61 @@ def _subdirs(folder: Path) -> list[Path]:
     )
 
 
-def load_entry(entry: Entry) -> dict:
-    """Decode one entry into a raw record; mattes must have the image's (EXIF-oriented) size."""
-    image = read_image(entry.image)
-    h, w = image.shape[:2]
-    alphas = np.zeros((len(entry.alphas), h, w), np.float32)
-    for k, path in enumerate(entry.alphas):
-        alpha = read_alpha(path)
-        if alpha.shape != (h, w):
-            raise BadSampleError(
-                f"{path}: matte is {alpha.shape[0]}x{alpha.shape[1]} but its image {entry.image} is {h}x{w}"
-            )
-        alphas[k] = alpha
+def load_entry(entry: Entry, size: tuple[int, int] | None = None) -> dict:
+    """Decode one entry into a raw record; mattes must have the image's (EXIF-oriented) size.
+
+    With `size` (h, w), the record comes at that size (the training path): the photo decoded at a reduced
+    JPEG scale g that still covers it (`read_image`'s `min_size`), the 8-bit mattes box-reduced by the same
+    g, then both area-averaged to `size` in the full-size frame (`resize_image`, `resize_stack`) before any
+    float conversion; masks by nearest neighbour from full size. Without, at the photo's size with the
+    mattes' full precision (16-bit files too).
+    """
+    if size is None:
+        image = read_image(entry.image)
+        h, w = image.shape[:2]
+        alphas = _stack([_matte(read_alpha, p, (h, w), entry.image) for p in entry.alphas], (h, w))
+    else:
+        h, w = image_size(entry.image)
+        image = read_image(entry.image, min_size=size)
+        factor = round(h / image.shape[0])  # the photo's reduced decoding: its mattes are reduced alike
+        image = resize_image(image, size, full_size=(h, w))
+        read = functools.partial(_resized_matte, size=size, factor=factor)
+        alphas = _stack([_matte(read, p, (h, w), entry.image) for p in entry.alphas], size)
+        alphas = alphas.astype(np.float32) / 255.0
     masks = None
     if entry.masks is not None:
         if len(entry.masks) != len(entry.alphas):
             raise BadSampleError(f"{entry.image}: {len(entry.masks)} masks for {len(entry.alphas)} mattes")
-        masks = np.zeros((len(entry.masks), h, w), bool)
-        for k, path in enumerate(entry.masks):
-            mask = read_alpha(path)
-            if mask.shape != (h, w):
-                raise BadSampleError(
-                    f"{path}: mask is {mask.shape[0]}x{mask.shape[1]} but its image {entry.image} is {h}x{w}"
-                )
-            masks[k] = mask >= 0.5
+        masks = _stack([_matte(read_alpha, p, (h, w), entry.image, "mask") for p in entry.masks], (h, w))
+        masks = masks >= 0.5
+        if size is not None:
+            masks = resize_stack(masks, size, nearest=True)
     return {"image": image, "alphas": alphas, "masks": masks, "name": entry.name}
+
+
+def _resized_matte(path: Path, size: tuple[int, int], factor: int) -> tuple[tuple[int, int], np.ndarray]:
+    """(its size on disk, the 8-bit matte box-reduced by `factor` then resized to `size` by area averaging
+    in the full-size frame, `resize_stack`): one matte at a time, no stack of full-size mattes."""
+    stored = image_size(path, oriented=False)
+    matte = read_alpha8(path, factor)
+    return stored, resize_stack(matte[None], size, full_size=stored)[0]
+
+
+def _matte(read, path: Path, size: tuple[int, int], image: Path, what: str = "matte") -> np.ndarray:
+    """One matte or mask file read by `read`, which must have its image's size (H, W) on disk; `read`
+    returns the map or (its size on disk, the map)."""
+    matte = read(path)
+    stored, matte = matte if isinstance(matte, tuple) else (matte.shape, matte)
+    if tuple(stored) != tuple(size):
+        raise BadSampleError(
+            f"{path}: {what} is {stored[0]}x{stored[1]} but its image {image} is {size[0]}x{size[1]}"
+        )
+    return matte
+
+
+def _stack(maps: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """(K, H, W) array of K maps of `size` (float32 [0, 1] or uint8), K >= 0."""
+    return np.stack(maps) if maps else np.zeros((0, *size), np.float32)
 
 
 class IndexedSource:
@@ -110,6 +142,18 @@ class IndexedSource:
 
     def __getitem__(self, index: int) -> dict:
         return load_entry(self.entries[index])
+
+    def load(self, index: int, size: tuple[int, int] | None = None) -> dict:
+        """The record of `index`, resized to `size` (h, w) when given (`load_entry`)."""
+        return load_entry(self.entries[index], size)
+
+    def image_size(self, index: int) -> tuple[int, int]:
+        """(H, W) of the photo of `index` after EXIF orientation, from its header."""
+        return image_size(self.entries[index].image)
+
+    def num_people(self, index: int) -> int:
+        """How many mattes the record of `index` holds."""
+        return len(self.entries[index].alphas)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.desc!r}, {len(self)} images)"

@@ -4,7 +4,8 @@ Training (Sec. IV-B): random horizontal flip and affine transform of the photo a
 then a random `crop_size` crop (padded bottom/right when the photo is smaller), then random contrast, gamma
 and saturation changes of the photo only. Colour changes are applied after the crop because they act on each
 pixel alone, so the order does not change what can come out and the crop is cheaper to recolour. All
-randomness comes from the sample's own generator (`rng`), never from global state.
+randomness comes from the sample's own generator (`rng`), never from global state. Training samples leave
+compact (8-bit photo and mattes, `data.targets`); the float targets and trimaps are made on the device.
 
 Evaluation: the photo is resized keeping its aspect ratio (long side `eval_size`, or kept when None) and
 padded bottom/right to a multiple of 32; `meta` keeps what is needed to map predictions back to the
@@ -22,11 +23,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from e2e_him.data.composite import resize_stack, visible_instances
+from e2e_him.data.composite import resize_record, resize_stack, visible_instances
+from e2e_him.data.targets import IMAGENET_MEAN, IMAGENET_STD, compact_sample
 from e2e_him.data.trimap import trimap_from_alpha
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "EvalTransform", "TrainTransform", "normalize_image"]
 SIZE_DIVISOR = 32
 
 
@@ -148,17 +149,28 @@ class TrainTransform:
             np.random.default_rng(rng.integers(2**63)), random.Random(int(rng.integers(2**63)))
         )
 
+    def draw_size(self, size: tuple[int, int], rng: np.random.Generator) -> tuple[int, int] | None:
+        """The (h, w) a photo of `size` (H, W) is resized to before augmentation, its long side drawn from
+        `resize_long_side` (one draw from `rng`); None when photos keep their size (no draw)."""
+        if self.resize_long_side is None:
+            return None
+        h0, w0 = size
+        long_side = int(rng.integers(self.resize_long_side[0], self.resize_long_side[1] + 1))
+        s = long_side / max(h0, w0)
+        return max(1, round(h0 * s)), max(1, round(w0 * s))
+
     def __call__(self, record: dict, rng: np.random.Generator) -> dict:
-        """Raw record -> training sample (contract 2), cropped to `crop_size`."""
+        """Raw record -> compact training sample (contract 2, `data.targets`), cropped to `crop_size`."""
+        orig_size = record["image"].shape[:2]
+        size = self.draw_size(orig_size, rng)
+        if size is not None:
+            record = resize_record(record, size)
+        return self.augment(record, rng, orig_size)
+
+    def augment(self, record: dict, rng: np.random.Generator, orig_size: tuple[int, int]) -> dict:
+        """A record already at the size `draw_size` gave -> compact training sample: flip and affine, crop,
+        colour, trimap kernel (the draws after `draw_size`'s); `orig_size` is the photo's size on disk."""
         image, alphas, masks = record["image"], record["alphas"], record["masks"]
-        h0, w0 = image.shape[:2]
-        if self.resize_long_side is not None:
-            long_side = int(rng.integers(self.resize_long_side[0], self.resize_long_side[1] + 1))
-            s = long_side / max(h0, w0)
-            size = (max(1, round(h0 * s)), max(1, round(w0 * s)))
-            image = cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-            alphas = resize_stack(alphas, size)
-            masks = resize_stack(masks, size, nearest=True) if masks is not None else None
         k = len(alphas)
         maps = list(alphas) + (list(masks.astype(np.float32)) if masks is not None else [])
         self._seed(self.geometric, rng)
@@ -184,16 +196,14 @@ class TrainTransform:
         self._seed(self.photometric, rng)
         image = self.photometric(image=np.ascontiguousarray(image))["image"]
         kernel = int(rng.integers(self.trimap_kernel[0], self.trimap_kernel[1] + 1))
-        h1, w1 = image.shape[:2]
-        sample = _pad_targets(_targets(alphas, masks, kernel), self.crop_size)
-        sample["image"] = pad_bottom_right(normalize_image(image), self.crop_size)
-        sample["meta"] = {
+        meta = {
             "name": record["name"],
-            "orig_size": (h0, w0),
-            "input_size": (h1, w1),
+            "orig_size": tuple(orig_size),
+            "input_size": image.shape[:2],
             "orig_alphas": None,
+            "trimap_kernel": kernel,
         }
-        return sample
+        return compact_sample(image, alphas, masks, self.crop_size, meta)
 
 
 def eval_input_size(size: tuple[int, int], eval_size: int | None) -> tuple[int, int]:

@@ -25,6 +25,8 @@ from e2e_him.losses.functional import (
 )
 from e2e_him.losses.matching import HungarianMatcher, Indices
 
+Pairs = tuple[Tensor, Tensor, Tensor]  # (image, query, target) index of each matched pair, each (M,)
+
 PERCEPTION_KEYS = ("loss_cls", "loss_focal", "loss_dice")
 MATCHER_COSTS = ("cost_class", "cost_focal", "cost_dice")  # the matcher's own values; the rest are shared
 
@@ -179,29 +181,45 @@ class SetCriterion(nn.Module):
         return global_count(valid.sum())
 
     @staticmethod
-    def _flat(indices: Indices, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-        """(image, query, target) index of every matched pair, each (M,) int64."""
-        b = torch.cat([torch.full_like(q, i) for i, (q, _) in enumerate(indices)])
-        q = torch.cat([q for q, _ in indices])
-        t = torch.cat([t for _, t in indices])
-        return b.to(device), q.to(device), t.to(device)
+    def flat_pairs(layer_indices: list[Indices], device: torch.device) -> list[Pairs]:
+        """(image, query, target) index of every matched pair of each layer, each (M,) int64 on `device`,
+        moved there in one copy that does not wait (pinned host memory when the device is a GPU)."""
+        rows = []
+        for indices in layer_indices:
+            b = torch.cat([torch.full_like(q, i) for i, (q, _) in enumerate(indices)])
+            rows.append(
+                torch.stack([b, torch.cat([q for q, _ in indices]), torch.cat([t for _, t in indices])])
+            )
+        packed = torch.cat(rows, dim=1)  # (3, sum of M)
+        if device.type == "cuda":
+            packed = packed.pin_memory().to(device, non_blocking=True)
+        else:
+            packed = packed.to(device)
+        return [tuple(chunk) for chunk in packed.split([r.shape[1] for r in rows], dim=1)]
 
-    def _match(self, layer: dict[str, Tensor], batch: dict[str, Any], gt_low: Tensor) -> Indices:
-        full_res = self.num_points is not None  # sampled points read the ground truth at full resolution
-        return self.matcher(layer, batch["masks"] if full_res else gt_low, batch["valid"])
+    def _mask_targets(self, layer: dict[str, Tensor], batch: dict[str, Any], gt_low: Tensor) -> Tensor:
+        """The ground-truth masks a layer is matched and supervised on: at its mask resolution (H/8), or at
+        full resolution for sampled points."""
+        if self.num_points is not None:
+            return batch["masks"]
+        if layer["pred_masks"].shape[-2:] == gt_low.shape[-2:]:
+            return gt_low
+        return downsample_masks(batch["masks"], tuple(layer["pred_masks"].shape[-2:]), self.mask_target)
 
     # ------------------------------------------------------------------------------------------ perception
     def perception_terms(
         self,
         layer: dict[str, Tensor],
-        indices: Indices,
+        pairs: Pairs,
         batch: dict[str, Any],
         gt_low: Tensor,
         num_people: Tensor,
     ) -> dict[str, Tensor]:
-        """L_cls (Eq. 14) and the focal BCE and dice parts of L_seg (Eq. 15) of one layer, unweighted."""
+        """L_cls (Eq. 14) and the focal BCE and dice parts of L_seg (Eq. 15) of one layer, unweighted;
+        `pairs`: the layer's matched (image, query, target) indices (`flat_pairs`); `gt_low`: its ground-truth
+        masks at its mask resolution (unread with sampled points, which read `batch["masks"]`)."""
         logits = layer["pred_logits"].float()  # (B, N, 2)
-        b, q, t = self._flat(indices, logits.device)
+        b, q, t = pairs
         target_classes = torch.zeros(logits.shape[:2], dtype=torch.long, device=logits.device)
         target_classes[b, q] = batch["labels"][b, t].long()
         loss_cls = weighted_cross_entropy(logits, target_classes, self.class_weights, self.cls_normalization)
@@ -223,16 +241,17 @@ class SetCriterion(nn.Module):
 
     # --------------------------------------------------------------------------------------------- matting
     def matting_terms(
-        self, outputs: dict[str, Tensor], indices: Indices, batch: dict[str, Any], num_people: Tensor
+        self, outputs: dict[str, Tensor], pairs: Pairs, batch: dict[str, Any], num_people: Tensor
     ) -> dict[str, Tensor]:
-        """L_tri (Eq. 17) and the two L1 terms of L_alpha (Eq. 18), unweighted, on matched queries only."""
+        """L_tri (Eq. 17) and the two L1 terms of L_alpha (Eq. 18), unweighted, on the matched queries `pairs`
+        (`flat_pairs`) only."""
         alpha_all = outputs["alpha_pred"]  # (B, N, H, W)
         if alpha_all.shape[-2:] != batch["alphas"].shape[-2:]:
             raise ValueError(
                 f"outputs['alpha_pred'] is {tuple(alpha_all.shape[-2:])} but batch['alphas'] is "
                 f"{tuple(batch['alphas'].shape[-2:])}: the boundary alpha must be at the input resolution"
             )
-        b, q, t = self._flat(indices, alpha_all.device)
+        b, q, t = pairs
         tri_logits = outputs["trimap_logits"][b, q].float()  # (M, 3, H/2, W/2)
         gt_tri = batch["trimaps"][b, t].long()  # (M, H, W)
         gt_tri_low = downsample_trimaps(gt_tri, tuple(tri_logits.shape[-2:]))  # (M, H/2, W/2)
@@ -274,26 +293,36 @@ class SetCriterion(nn.Module):
         self, outputs: dict[str, Any], batch: dict[str, Any]
     ) -> tuple[dict[str, Tensor], Indices]:
         """`forward`'s loss terms and the final layer's assignment they used (validation's part IoUs read
-        it): one (query_idx, target_idx) pair per image."""
+        it): one (query_idx, target_idx) pair per image.
+
+        Every layer is matched with one wait for the device (`HungarianMatcher.match_layers`) and the losses
+        are computed in float32 with autocast off, whatever the network ran in. When a matching cost is not
+        finite (NaN or inf outputs), `nonfinite_cost` is 1 and the total is NaN, so that under DDP every
+        process's gradients are NaN after their all-reduce and every process skips the step
+        (`E2EHIMModule.on_before_optimizer_step`), instead of one process raising and the others waiting.
+        """
+        with torch.autocast(device_type=outputs["pred_logits"].device.type, enabled=False):
+            return self._losses_and_indices(outputs, batch)
+
+    def _losses_and_indices(
+        self, outputs: dict[str, Any], batch: dict[str, Any]
+    ) -> tuple[dict[str, Tensor], Indices]:
         num_people = self.num_people(batch["valid"])
         gt_low = downsample_masks(batch["masks"], tuple(outputs["pred_masks"].shape[-2:]), self.mask_target)
-        indices = self._match(outputs, batch, gt_low)
-        losses = self.perception_terms(outputs, indices, batch, gt_low, num_people)
-        losses.update(self.matting_terms(outputs, indices, batch, num_people))
+        layers = [outputs]
+        if self.deep_supervision:
+            layers += list(outputs.get("aux_outputs") or [])
+        targets = [self._mask_targets(layer, batch, gt_low) for layer in layers]
+        layer_indices, finite = self.matcher.match_layers(layers, targets, batch["valid"])
+        pairs = self.flat_pairs(layer_indices, outputs["pred_logits"].device)
+        losses = self.perception_terms(outputs, pairs[0], batch, targets[0], num_people)
+        losses.update(self.matting_terms(outputs, pairs[0], batch, num_people))
 
         zero = outputs["pred_logits"].new_zeros((), dtype=torch.float32)
         aux = dict.fromkeys(PERCEPTION_KEYS, zero)
-        if self.deep_supervision:
-            for layer in outputs.get("aux_outputs") or []:
-                layer_low = gt_low
-                if layer["pred_masks"].shape[-2:] != gt_low.shape[-2:]:
-                    layer_low = downsample_masks(
-                        batch["masks"], tuple(layer["pred_masks"].shape[-2:]), self.mask_target
-                    )
-                terms = self.perception_terms(
-                    layer, self._match(layer, batch, layer_low), batch, layer_low, num_people
-                )
-                aux = {k: aux[k] + terms[k] for k in PERCEPTION_KEYS}
+        for layer, layer_pairs, layer_targets in zip(layers[1:], pairs[1:], targets[1:]):
+            terms = self.perception_terms(layer, layer_pairs, batch, layer_targets, num_people)
+            aux = {k: aux[k] + terms[k] for k in PERCEPTION_KEYS}
         losses.update({f"{k}_aux": v for k, v in aux.items()})
 
         for suffix in ("", "_aux"):
@@ -311,4 +340,7 @@ class SetCriterion(nn.Module):
         if self.person_weight and "pred_person" in outputs:
             losses["loss_person"] = self.person_loss(outputs["pred_person"], batch)
             losses["loss"] = losses["loss"] + self.person_weight * losses["loss_person"]
-        return losses, indices
+        losses["nonfinite_cost"] = zero if finite else torch.ones_like(zero)
+        if not finite:  # NaN times every gradient, even a zero one: every process's all-reduced step is NaN
+            losses["loss"] = losses["loss"] * float("nan")
+        return losses, layer_indices[0]

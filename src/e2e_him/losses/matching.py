@@ -1,4 +1,9 @@
-"""Bipartite matching of queries to people (Eq. 9-12), the step that sorts the ground truth for every loss."""
+"""Bipartite matching of queries to people (Eq. 9-12), the step that sorts the ground truth for every loss.
+
+The assignment itself (`scipy.optimize.linear_sum_assignment`) runs on the host. `match_layers` matches every
+decoder layer of a step with one copy from the device: the cost matrices of all layers and the valid flags go
+together, and their finiteness is checked on the host copy (a check on the device would be a second wait).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from torch import Tensor, nn
 from e2e_him.losses.functional import class_cost, dice_cost, downsample_masks, focal_bce_cost, point_sample
 
 Indices = list[tuple[Tensor, Tensor]]
+# a non-finite cost is replaced by this for the assignment (`match_layers`), which still returns a valid one
+NONFINITE_COST = 1.0e6
 
 
 class HungarianMatcher(nn.Module):
@@ -100,18 +107,55 @@ class HungarianMatcher(nn.Module):
         Returns:
             One (query_idx, target_idx) pair of int64 tensors per image, of equal length min(N, K_b), sorted
             by query; target_idx indexes the padded Kmax axis. An image without people gets two empty tensors.
+
+        Raises:
+            ValueError: when a cost is NaN or infinite (`match_layers` assigns anyway and reports it).
         """
-        cost = self.cost_matrix(outputs["pred_logits"], outputs["pred_masks"], gt_masks)  # (B, N, Kmax)
-        if not torch.isfinite(cost).all():
+        (indices,), finite = self.match_layers([outputs], [gt_masks], valid)
+        if not finite:
             raise ValueError(
                 "matching cost is not finite: the model's pred_logits or pred_masks contain NaN or inf"
             )
-        cost, valid = cost.cpu(), valid.bool().cpu()
+        return indices
+
+    @torch.no_grad()
+    def match_layers(
+        self, layers: list[dict[str, Tensor]], gt_masks: list[Tensor], valid: Tensor
+    ) -> tuple[list[Indices], bool]:
+        """`forward` for several decoder layers at once, with one device-to-host copy for all of them.
+
+        Args:
+            layers: dicts with `pred_logits` (B, N, 2) and `pred_masks` (B, N, h, w), e.g. the final layer
+                and every entry of `aux_outputs`.
+            gt_masks: each layer's (B, Kmax, H, W) ground-truth masks (its resolution may differ).
+            valid: (B, Kmax) bool, True for real people.
+
+        Returns:
+            One assignment per layer (as `forward`'s), and whether every cost was finite. Non-finite costs
+            are replaced by `NONFINITE_COST` for the assignment, so that the caller gets one either way: a
+            training step whose outputs are not finite is then skipped by the caller, on every process.
+        """
+        costs = torch.stack(
+            [self.cost_matrix(l["pred_logits"], l["pred_masks"], g) for l, g in zip(layers, gt_masks)]
+        )  # (L, B, N, Kmax)
+        packed = torch.cat([costs.flatten(), valid.flatten().to(costs.dtype)]).cpu()  # the one host sync
+        costs, valid = (
+            packed[: costs.numel()].view(costs.shape),
+            packed[costs.numel() :].view(valid.shape) > 0,
+        )
+        finite = bool(torch.isfinite(costs).all())
+        if not finite:
+            costs = torch.nan_to_num(costs, nan=NONFINITE_COST, posinf=NONFINITE_COST, neginf=-NONFINITE_COST)
+        targets = [v.nonzero().squeeze(1) for v in valid]  # (K_b,) positions of each image's real people
+        return [self._assign(layer_costs, targets) for layer_costs in costs], finite
+
+    @staticmethod
+    def _assign(cost: Tensor, targets: list[Tensor]) -> Indices:
+        """Minimum-cost assignment of each image of a (B, N, Kmax) host cost to its valid people."""
         indices: Indices = []
-        for c, v in zip(cost, valid):
-            targets = v.nonzero().squeeze(1)  # (K,) positions of the real people
-            rows, cols = linear_sum_assignment(c[:, targets].numpy())
+        for c, t in zip(cost, targets):
+            rows, cols = linear_sum_assignment(c[:, t].numpy())
             indices.append(
-                (torch.as_tensor(rows, dtype=torch.int64), targets[torch.as_tensor(cols, dtype=torch.int64)])
+                (torch.as_tensor(rows, dtype=torch.int64), t[torch.as_tensor(cols, dtype=torch.int64)])
             )
         return indices

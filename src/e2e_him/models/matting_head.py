@@ -143,9 +143,11 @@ class InstanceMattingNetwork(nn.Module):
     def predict_alpha(
         self, alpha_features: torch.Tensor, codes: torch.Tensor, masks: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Boundary alpha alpha_pred = sigmoid(Conv(F_alpha, k_alpha) + B(b_alpha)) (Eq. 7): (B, N, H, W)."""
+        """Boundary alpha alpha_pred = sigmoid(Conv(F_alpha, k_alpha) + B(b_alpha)) (Eq. 7): (B, N, H, W),
+        float32 under autocast too (in bfloat16 the sigmoid rounds every value from 0.998 up to 1, where its
+        gradient is then 0)."""
         kernels, biases = self.alpha_kernels(codes)  # (B, N, 1, C_alpha [+ 1]), (B, N, 1)
-        return self._with_prior(alpha_features, kernels, biases, masks).squeeze(2).sigmoid()
+        return self._with_prior(alpha_features, kernels, biases, masks).squeeze(2).float().sigmoid()
 
     def forward(
         self,
@@ -167,7 +169,8 @@ class InstanceMattingNetwork(nn.Module):
             masks: M_pred (B, N, H/8, W/8), read with `mask_prior`.
 
         Returns:
-            `trimap_logits` (B, N, 3, H/s, W/s) (s: trimap_stride), `alpha_pred`, `alpha_fin` (B, N, H, W).
+            `trimap_logits` (B, N, 3, H/s, W/s) (s: trimap_stride), `alpha_pred` and, in eval mode,
+            `alpha_fin` (B, N, H, W).
         """
         x = detailed if guidance is None else cat_channels((detailed, guidance))
         x = self.fusion(x)  # (B, fusion_widths[0], H/8, W/8)
@@ -181,11 +184,9 @@ class InstanceMattingNetwork(nn.Module):
             prior = masks if select is None else gather_queries(masks, select)
         trimap_logits = self.predict_trimaps(trimap_features, decoded, prior)
         alpha_pred = self.predict_alpha(alpha_features, decoded, prior)
-        out = {
-            "trimap_logits": trimap_logits,
-            "alpha_pred": alpha_pred,
-            "alpha_fin": fuse_alpha(alpha_pred, trimap_logits),
-        }
+        out = {"trimap_logits": trimap_logits, "alpha_pred": alpha_pred}
+        if not self.training:  # no loss reads alpha_fin (Eq. 8): training does not compute it
+            out["alpha_fin"] = fuse_alpha(alpha_pred, trimap_logits)
         if select is not None:
             out = {k: scatter_queries(v, select, codes.shape[1]) for k, v in out.items()}
         return out

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import lightning as L
 import torch
 from torch import nn
 
+from e2e_him.data.targets import complete_batch
 from e2e_him.metrics.families import build_metrics, validation_kinds
 from e2e_him.metrics.part_iou import PartIoU
 from e2e_him.models.inference import postprocess
 from e2e_him.models.optim import build_param_groups
 from e2e_him.models.stored_configs import upgrade_run_config
 from e2e_him.utils.config import plain_hparams
+
+log = logging.getLogger(__name__)
 
 
 class E2EHIMModule(L.LightningModule):
@@ -37,6 +41,12 @@ class E2EHIMModule(L.LightningModule):
         alpha_levels: the kept mattes are rounded to multiples of 1 / alpha_levels before they are scored or
             returned (255: the 8-bit PNGs that predict writes and that HIM2K / InstMatt score); None keeps the
             float values.
+        compile: compile the network's training forward with `torch.compile` (ours, off; docs/training.md):
+            training crops have one size, so it compiles once; validation and inference run it eagerly.
+        compile_options: keyword arguments of `torch.compile` (e.g. `mode`, `backend`).
+        skip_nonfinite_steps: skip an optimiser step whose gradients hold NaN or inf (a non-finite matching
+            cost makes them so on every process, `SetCriterion`), logged as `train/skipped_steps`; costs one
+            wait for the device per step. With `16-mixed` the gradient scaler skips such steps itself.
     """
 
     def __init__(
@@ -53,6 +63,9 @@ class E2EHIMModule(L.LightningModule):
         val_metrics: Sequence[str] | None = None,
         iou_thresholds: Sequence[float] = (0.5, 0.75),
         alpha_levels: int | None = 255,
+        compile: bool = False,
+        compile_options: Mapping[str, Any] | None = None,
+        skip_nonfinite_steps: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net", "criterion", "optimizer", "scheduler"], logger=False)
@@ -69,9 +82,28 @@ class E2EHIMModule(L.LightningModule):
         self.val_part_iou = PartIoU()
         # The resolved run config (plain dict), stored in checkpoints so that eval/predict rebuild the model.
         self.run_config: dict[str, Any] | None = None
+        self.skipped_steps = 0
 
     def forward(self, image: torch.Tensor) -> dict[str, Any]:
         return self.net(image)
+
+    # ---------------------------------------------------------------------------------------------- set-up
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            check_trainable(self.net, self.criterion)
+            if self.hparams.compile:
+                compiled = torch.compile(self.net, **dict(self.hparams.compile_options or {}))
+                # kept outside the sub-modules, so that the state dict holds the network's keys once
+                self.__dict__["_compiled_net"] = compiled
+
+    def train_forward(self, image: torch.Tensor) -> dict[str, Any]:
+        """The network's training forward: compiled after `setup("fit")` when `compile` is on."""
+        return self.__dict__.get("_compiled_net", self.net)(image)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Training batches arrive compact (8-bit photo and mattes): their float targets and trimaps are made
+        here, on the device (`data.targets.complete_batch`); evaluation batches pass through."""
+        return complete_batch(batch) if isinstance(batch, dict) and "image" in batch else batch
 
     # ----------------------------------------------------------------------------------------------- steps
     def _log_losses(self, stage: str, losses: dict[str, torch.Tensor], batch_size: int) -> None:
@@ -91,10 +123,28 @@ class E2EHIMModule(L.LightningModule):
                  batch_size=batch_size, sync_dist=not on_step)  # fmt: skip
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        outputs = self.net(batch["image"])
+        outputs = self.train_forward(batch["image"])
         losses = self.criterion(outputs, batch)
         self._log_losses("train", losses, batch["image"].shape[0])
         return losses["loss"]
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Skip the step when a gradient is NaN or inf (all gradients set to None: AdamW then leaves weights
+        and moments as they are). Under DDP the gradients are all-reduced by now, so every process sees
+        the same and every process skips. With 16-mixed the gradient scaler does this itself."""
+        if not self.hparams.skip_nonfinite_steps or getattr(self.trainer.precision_plugin, "scaler", None):
+            return
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if grads and not finite_gradients(grads):
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    p.grad = None
+            self.skipped_steps += 1
+            log.warning(
+                "step %d skipped: non-finite gradients (%d so far)", self.global_step, self.skipped_steps
+            )
+            # logged when it happens only: a number logged every step is one more wait for the device
+            self.log("train/skipped_steps", float(self.skipped_steps), on_step=True, on_epoch=False)
 
     def _eval_step(self, stage: str, batch: dict[str, Any], metrics: nn.ModuleDict) -> dict[str, Any]:
         outputs = self.net(batch["image"])
@@ -171,3 +221,30 @@ class E2EHIMModule(L.LightningModule):
         # a run that resumes or fine-tunes keeps its own config (train.py warns about what changed)
         if self.run_config is None:
             self.run_config = upgrade_run_config(checkpoint.get("e2e_him_config"))
+
+
+def finite_gradients(grads: list[torch.Tensor]) -> bool:
+    """Whether every gradient is finite: one fused check (the gradient scaler's), one wait for the device."""
+    found = torch.zeros(1, device=grads[0].device)
+    try:
+        torch._amp_foreach_non_finite_check_and_unscale_(grads, found, torch.ones(1, device=found.device))
+    except (RuntimeError, NotImplementedError):  # mixed devices or dtypes: one check per gradient
+        return bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
+    return not bool(found.item())
+
+
+def check_trainable(net: nn.Module, criterion: nn.Module) -> None:
+    """Refuse a network and objective whose loss leaves trainable parameters without a gradient (DDP stops
+    on those: "parameters that were not used in producing loss"), naming the keys to change."""
+    person_head = getattr(getattr(net, "perception", None), "person_head", None)
+    weight = float(getattr(criterion, "person_weight", 0.0))
+    if person_head is not None and weight == 0.0:
+        raise ValueError(
+            "model.net.perception.person_head=true adds a dense person map that only its loss trains, but "
+            "model.criterion.person_weight is 0: its weights would get no gradient (DDP stops on unused "
+            "parameters). Give model.criterion.person_weight > 0 (e.g. 1.0) or set person_head=false."
+        )
+    if person_head is None and weight > 0.0:
+        log.warning(
+            "model.criterion.person_weight=%s has no effect without net.perception.person_head", weight
+        )

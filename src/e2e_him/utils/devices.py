@@ -101,3 +101,18 @@ def check_launcher(trainer: Any, multirun: bool) -> None:
         "trainer.devices), or start each run on its own (`python -m e2e_him.train ...` or torchrun); "
         "sweeps of one-device runs work with every launcher (docs/distributed.md)."
     )
+
+
+def gpu_trainer(tf32: bool = True, **trainer_args: Any):
+    """Lightning's `Trainer` (`trainer_args`) after setting whether float32 matrix products and convolutions
+    on CUDA GPUs may use TF32 tensor cores (Ampere and later: 10 mantissa bits instead of 23, several times
+    faster), for conf/trainer/gpu.yaml and ddp.yaml. PyTorch allows it for cuDNN's convolutions and not for
+    matrix products by default; under bf16-mixed it is what autocast leaves in float32. With `accelerator:
+    cpu` (a CPU try of these configs) nothing is set.
+    """
+    import lightning as L
+
+    if str(trainer_args.get("accelerator", "auto")) in (*GPU_ACCELERATORS, "auto"):
+        torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
+        torch.backends.cudnn.allow_tf32 = bool(tf32)
+    return L.Trainer(**trainer_args)

@@ -199,13 +199,13 @@ class ReleaseMatting(nn.Module):
             band = regions[0].any(dim=1)  # (B, H, W): unknown for some decoded query
         alpha_features = self.refiner(fused, x4, quarter, half, image, band, band_tile)  # (B, C_alpha, H, W)
         alpha_raw = self.dynamic_conv(alpha_features, kernels["alpha_kernel"], kernels["alpha_bias"])[:, :, 0]
+        # in float32 under autocast too: in bfloat16 values from 0.998 up would round to 1
+        alpha_raw = alpha_raw.float()
         alpha_pred = alpha_raw.clamp(0.0, 1.0)  # Eq. 7 with the release's clamp
         if self.straight_through_clamp and self.training:
             # the clamp's values (+ 0), the identity's gradient
             alpha_pred = alpha_pred.detach() + (alpha_raw - alpha_raw.detach())
-        return {
-            "trimap_logits": trimap_logits,
-            "alpha_pred": alpha_pred,
-            "alpha_raw": alpha_raw,
-            "alpha_fin": fuse_alpha(alpha_pred, trimap_logits, regions),  # Eq. 8
-        }
+        out = {"trimap_logits": trimap_logits, "alpha_pred": alpha_pred, "alpha_raw": alpha_raw}
+        if not self.training:  # no loss reads alpha_fin: training does not compute it
+            out["alpha_fin"] = fuse_alpha(alpha_pred, trimap_logits, regions)  # Eq. 8
+        return out
