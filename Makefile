@@ -5,13 +5,14 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+DEMO_STAMP := $(VENV)/.demo-installed-stamp
 ARGS   ?=
 
 # The machine's pip configuration offers a CPU-only torch wheel from a local folder that PyPI's torchvision
 # cannot load with; an empty find-links list makes torch and torchvision resolve together from PyPI.
 export PIP_FIND_LINKS :=
 
-.PHONY: setup train eval predict test test-fast lint format bench complexity clean
+.PHONY: setup setup-demo train eval predict demo test test-fast lint format bench complexity clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +25,14 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)  ## create .venv and install the package with its dev tools
 
+# the web demo's extra (Gradio); its tests (tests/app/test_demo_app.py) need it, so .ci/run installs it
+$(DEMO_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,demo]"
+	$(BIN)/python -m pip freeze --exclude-editable > $(VENV)/installed-versions.txt
+	touch $(DEMO_STAMP)
+
+setup-demo: $(DEMO_STAMP)  ## also install the web demo's extra (pip install -e ".[dev,demo]")
+
 train: setup  ## train the default (quickstart) experiment on CPU
 	$(BIN)/python -m e2e_him.train $(ARGS)
 
@@ -32,6 +41,9 @@ eval: setup  ## make eval ARGS="ckpt_path=... data=..."
 
 predict: setup  ## make predict ARGS="ckpt_path=... input=... output=..."
 	$(BIN)/python -m e2e_him.predict $(ARGS)
+
+demo: setup-demo  ## make demo ARGS="ckpt_path=...": the web demo on http://127.0.0.1:7860 (docs/demo.md)
+	$(BIN)/python -m e2e_him.demo $(ARGS)
 
 test: setup  ## the whole test suite, slow end-to-end tests included
 	$(BIN)/python -m pytest -q $(ARGS)

@@ -15,8 +15,9 @@ LAYERS = [
     {"metrics"},
     {"models", "losses", "visual"},
     {"evaluation", "predictor", "callbacks"},
+    {"web"},
 ]
-ENTRY_POINTS = {"train", "eval", "predict", "export", "convert_release"}
+ENTRY_POINTS = {"train", "eval", "predict", "export", "convert_release", "demo"}
 RANK = {name: rank for rank, layer in enumerate(LAYERS) for name in layer}
 RANK.update(dict.fromkeys(ENTRY_POINTS, len(LAYERS)))
 

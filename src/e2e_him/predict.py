@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from e2e_him import CONF_DIR
 from e2e_him.data.io import IMAGE_SUFFIXES, ImageReadError, list_images
 from e2e_him.predictor.backgrounds import Background
-from e2e_him.predictor.mattes import Predictor, build_backend
+from e2e_him.predictor.mattes import PREDICTOR_OPTIONS, build_predictor
 from e2e_him.predictor.outputs import Extras, OutputWriteError, check_output_folder
 from e2e_him.predictor.pipeline import predict_photos, predict_video
 from e2e_him.predictor.video import VIDEO_SUFFIXES
@@ -69,25 +69,6 @@ def find_inputs(source: Path, frames: bool = False) -> tuple[list[Path], list[Pa
     )
 
 
-def build_predictor(cfg: DictConfig) -> Predictor:
-    """The backend of `ckpt_path` with the post-processing and refinement settings of the config."""
-    backend, stored = build_backend(
-        cfg.ckpt_path,
-        cfg.backend,
-        cfg.device,
-        cfg.precision,
-        cfg.channels_last,
-        cfg.compile,
-        cfg.threads,
-        cfg.band_tile,
-    )
-    threshold = stored.get("score_threshold", 0.5) if cfg.score_threshold is None else cfg.score_threshold
-    min_area = stored.get("min_area", 1000.0) if cfg.min_area is None else cfg.min_area
-    return Predictor(
-        backend, cfg.eval_size, threshold, min_area, cfg.refine, cfg.refine_radius, cfg.refine_eps
-    )
-
-
 def predict(cfg: DictConfig) -> dict[str, Any]:
     """Run the predict app; returns a summary (inputs processed, failures, output folder)."""
     images, movies = find_inputs(Path(cfg.input), cfg.frames)
@@ -96,7 +77,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     ids = cfg.ids if cfg.ids is None or isinstance(cfg.ids, int) else OmegaConf.to_object(cfg.ids)
     ids = None if ids is None else [int(i) for i in ([ids] if isinstance(ids, int) else ids)]
     extras = Extras(cfg.overlay, background, ids, cfg.cutout, cfg.alpha_video)
-    predictor = build_predictor(cfg)
+    predictor = build_predictor(**{k: cfg[k] for k in PREDICTOR_OPTIONS})
 
     # one output name per input, images and videos together (clip.jpg and clip.mp4 must not share a folder)
     stems = unique_stems([*images, *movies])

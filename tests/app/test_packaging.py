@@ -26,6 +26,7 @@ COMMANDS = {
     "e2e-him-predict": "e2e_him.predict:main",
     "e2e-him-export": "e2e_him.export:main",
     "e2e-him-convert-release": "e2e_him.convert_release:main",
+    "e2e-him-demo": "e2e_him.demo:main",
 }
 
 
@@ -120,7 +121,8 @@ def test_the_installed_commands_run_from_an_empty_folder(installed, tmp_path: Pa
         [str(bin_dir / "e2e-him-predict"), f"ckpt_path={ckpt}", "input=photo.jpg", "output=mattes"], work, env
     )
     assert (work / "mattes" / "photo_overlay.jpg").is_file() and (work / "mattes" / "summary.json").is_file()
-    for command in ("e2e-him-eval", "e2e-him-export"):  # the others start and show their shipped configs
+    # the others start and show their shipped configs
+    for command in ("e2e-him-eval", "e2e-him-export", "e2e-him-demo"):
         assert "ckpt_path" in _run([str(bin_dir / command), "--cfg", "job", "ckpt_path=x"], work, env).stdout
     assert "--hub" in _run([str(bin_dir / "e2e-him-convert-release"), "--help"], work, env).stdout
 

@@ -231,7 +231,7 @@ def test_a_failing_encoder_is_an_output_problem_that_spares_the_rest(tmp_path: P
         encode(self, image, pts, duration)
 
     monkeypatch.setattr(VideoWriter, "_encode", failing)
-    monkeypatch.setattr("e2e_him.predict.build_predictor", lambda cfg: stub_predictor())
+    monkeypatch.setattr("e2e_him.predict.build_predictor", lambda **options: stub_predictor())
     make_clip(tmp_path / "in" / "clip.mp4", times=GAPS[:6], sound=0.8)
     from e2e_him.predict import predict
 

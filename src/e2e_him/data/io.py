@@ -53,7 +53,8 @@ def _open(path: str | Path, decode: bool = True, min_size: tuple[int, int] | Non
             img.draft(None, (max(1, int(w)), max(1, int(h))))  # the smallest scale whose size covers (w, h)
         if decode:
             img.load()  # decode now so that truncated files fail here, not later
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    # DecompressionBombError: more pixels than PIL's limit (Image.MAX_IMAGE_PIXELS x 2), refused unread
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as err:
         raise ImageReadError(f"{path}: cannot read image ({err})") from err
     return img
 

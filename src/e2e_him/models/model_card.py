@@ -75,6 +75,19 @@ def _layout(net: Mapping[str, Any]) -> str:
     return "the paper's layout (`E2EHIM`, Section III of the paper)"
 
 
+def architecture(net: Mapping[str, Any], parameters: int | None = None) -> list[str]:
+    """What a network is, from its config node (`model.net`): layout, backbone, queries and widths."""
+    perception, guidance = net.get("perception") or {}, net.get("guidance") or {}
+    backbone = net.get("backbone") or {}
+    count = f"; parameters: {parameters / 1e6:.1f} M" if parameters is not None else ""
+    return [
+        f"Layout: {_layout(net)}",
+        f"Backbone: {_node(backbone, skip=('pretrained', 'pretrained_tag', 'in_channels'))}",
+        f"Queries: {perception.get('num_queries', '?')}; guidance heads: {guidance.get('num_heads', '?')}; "
+        f"hidden width: {net.get('hidden_dim', '?')}{count}",
+    ]
+
+
 def _metrics_table(metrics: Mapping[str, float]) -> list[str]:
     keys = [k for k in HEADLINE if k in metrics]
     keys += sorted(k for k in metrics if k not in keys and not k.startswith("loss"))
@@ -109,7 +122,6 @@ def model_card(
     net = model.get("net") or {}
     source = config.get("source") or {}
     training = dict(training or {})
-    perception, guidance = net.get("perception") or {}, net.get("guidance") or {}
     backbone = net.get("backbone") or {}
     ref = f"hf://{repo_id}" if repo_id else "<this folder, or hf://<user>/<repo>>"
     meta = ModelCardData(
@@ -132,10 +144,7 @@ def model_card(
         "",
         "## Architecture and layout",
         "",
-        f"- Layout: {_layout(net)}.",
-        f"- Backbone: {_node(backbone, skip=('pretrained', 'pretrained_tag', 'in_channels'))}.",
-        f"- Queries: {perception.get('num_queries', '?')}; guidance heads: {guidance.get('num_heads', '?')}; "
-        f"hidden width: {net.get('hidden_dim', '?')}; parameters: {parameters / 1e6:.1f} M.",
+        *(f"- {line}." for line in architecture(net, parameters)),
         "- Input: an RGB photo, ImageNet-normalised, any size (padded to multiples of 32); output: per query "
         "a person score and a full-resolution alpha matte.",
         f"- Post-processing: score threshold {model.get('score_threshold', '?')}, minimum matte area "

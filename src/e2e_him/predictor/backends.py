@@ -67,6 +67,7 @@ class TorchBackend:
             log.info("band_tile=%s: %s refines the whole image (only the released layout can skip tiles)",
                      band_tile, type(net).__name__)  # fmt: skip
         self.net = torch.compile(net, dynamic=True) if compile else net
+        self.run_config: dict[str, Any] | None = None  # the checkpoint's model config and source, when known
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "bf16":

@@ -74,12 +74,32 @@ class Predictor:
             metas: their metas.
             images: the photos (H0, W0, 3) uint8 (the guide of the refinement).
         """
-        outputs = self.backend(tensors, keep_scores_above=self.score_threshold)
+        return self.people(self.forward(tensors, self.score_threshold), metas, images)
+
+    def forward(
+        self, tensors: torch.Tensor, keep_scores_above: float | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The network's `pred_logits` (B, N, 2) and `alpha_fin` (B, N, H, W) for a prepared batch; mattes are
+        decoded for the queries that can pass `keep_scores_above` (None: every query; a kept query's matte
+        is the same either way up to float rounding, models/query_selection.py), so that outputs kept with
+        None serve any threshold."""
+        return self.backend(tensors, keep_scores_above=keep_scores_above)
+
+    def people(
+        self,
+        outputs: dict[str, torch.Tensor],
+        metas: Sequence[dict[str, Any]],
+        images: Sequence[np.ndarray],
+        score_threshold: float | None = None,
+    ) -> list[dict[str, np.ndarray]]:
+        """The people of `forward`'s outputs (as `predict_batch`): the keep rule at `score_threshold` (None:
+        the predictor's), mattes at each photo's size, refined where the photo is larger than the input."""
+        threshold = self.score_threshold if score_threshold is None else float(score_threshold)
         refines = [self._refines(m) for m in metas]
         # photos that are refined are post-processed at the working size; the area rule is applied after
         work_metas = [{**m, "orig_size": m["input_size"]} if r else m for m, r in zip(metas, refines)]
         min_area = 0.0 if any(refines) else self.min_area
-        people = postprocess(outputs, work_metas, score_threshold=self.score_threshold, min_area=min_area)
+        people = postprocess(outputs, work_metas, score_threshold=threshold, min_area=min_area)
         results = []
         for person, image, refined in zip(people, images, refines):
             alphas = person["alphas"].float().cpu().numpy()
@@ -131,8 +151,35 @@ def build_backend(
     target = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     module = load_module(str(ckpt_path), map_location=target)  # a path, a Hub folder or hf://<user>/<repo>
     engine = TorchBackend(module.net, target, precision, channels_last, compile, band_tile)
+    engine.run_config = dict(getattr(module, "run_config", None) or {})
     stored = {k: float(module.hparams[k]) for k in ("score_threshold", "min_area") if k in module.hparams}
     log.info("backend: torch on %s, %s%s", engine.device, engine.precision, ", channels-last" * channels_last)
     if note := float32_cpu_note(precision, engine.precision, engine.device, str(ckpt_path)):
         log.info(note)
     return engine, stored
+
+
+# the options of conf/predict.yaml that `build_predictor` takes (the web demo's config inherits them)
+PREDICTOR_OPTIONS = (
+    "ckpt_path", "backend", "device", "precision", "channels_last", "compile", "threads", "band_tile",
+    "eval_size", "score_threshold", "min_area", "refine", "refine_radius", "refine_eps",
+)  # fmt: skip
+
+
+def build_predictor(
+    ckpt_path: str | Path,
+    eval_size: int | None = 640,
+    score_threshold: float | None = None,
+    min_area: float | None = None,
+    refine: str = "auto",
+    refine_radius: int = 1,
+    refine_eps: float = 1e-4,
+    **backend_options: Any,
+) -> Predictor:
+    """The backend of `ckpt_path` (`build_backend` with `backend_options`: backend, device, precision,
+    channels_last, compile, threads, band_tile) with predict's post-processing and refinement settings;
+    `score_threshold` / `min_area` None: the checkpoint's (p(human) > 0.5, 1000 px in the release)."""
+    engine, stored = build_backend(ckpt_path, **backend_options)
+    threshold = stored.get("score_threshold", 0.5) if score_threshold is None else score_threshold
+    area = stored.get("min_area", 1000.0) if min_area is None else min_area
+    return Predictor(engine, eval_size, threshold, area, refine, refine_radius, refine_eps)

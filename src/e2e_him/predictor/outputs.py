@@ -99,8 +99,17 @@ class Extras:
         return estimate_foreground(image, union(alphas[keep], image.shape[:2]))
 
 
-def write_photo(output: Path, stem: str, image: np.ndarray, alphas: np.ndarray, extras: Extras) -> None:
-    """Everything predict writes for one photo (module doc)."""
+def write_photo(
+    output: Path,
+    stem: str,
+    image: np.ndarray,
+    alphas: np.ndarray,
+    extras: Extras,
+    foreground: np.ndarray | None = None,
+) -> None:
+    """Everything predict writes for one photo (module doc); `foreground`: `extras.foreground`'s colours of
+    `extras.people` when the caller has them already (the web demo keeps them while only the background
+    changes)."""
     write_people(output / stem, alphas)
     ids = np.arange(len(alphas))
     if extras.overlay:
@@ -108,7 +117,7 @@ def write_photo(output: Path, stem: str, image: np.ndarray, alphas: np.ndarray, 
     if not extras.needs_foreground:
         return
     keep = extras.people(ids)
-    fg = extras.foreground(image, alphas, keep)
+    fg = foreground if foreground is not None else extras.foreground(image, alphas, keep)
     if extras.background is not None:
         picture = composite(fg, union(alphas[keep], image.shape[:2]), extras.background.at(image.shape[:2]))
         write_image(output / "composite" / f"{stem}.jpg", picture)
