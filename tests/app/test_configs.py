@@ -14,6 +14,7 @@ from e2e_him import CONF_DIR
 from e2e_him.data.datamodule import HIMDataModule
 from e2e_him.models.module import E2EHIMModule
 from e2e_him.utils.config import compose_config
+from e2e_him.utils import hardware
 from e2e_him.utils.instantiate import ConfigError, build, build_dict, build_loggers
 from e2e_him.utils.resolvers import find_conf, mode_for, monitor_for
 
@@ -81,6 +82,15 @@ def test_quickstart_instantiates(tmp_path: Path):
     assert {type(lg).__name__ for lg in loggers} == {"CSVLogger", "WandbLogger"}
     assert module.net.num_queries == cfg.model.net.perception.num_queries == datamodule.max_instances
     assert cfg.callbacks.model_checkpoint.monitor == "val/REC_0.5"
+
+
+@pytest.mark.parametrize(("flags", "precision"), [({"avx512_bf16"}, "bf16-mixed"), ({"avx2"}, "32-true")])
+def test_the_quickstart_trains_in_bf16_only_where_the_cpu_computes_it(monkeypatch, tmp_path, flags, precision):
+    monkeypatch.setattr(hardware.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(hardware, "_cpu_flags", lambda: flags)
+    assert compose_config("train", [], output_dir=tmp_path).trainer.precision == precision
+    smoke = compose_config("train", ["debug=smoke"], output_dir=tmp_path)
+    assert smoke.trainer.precision == "32-true"  # smoke runs compare numbers with float32 apps
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
