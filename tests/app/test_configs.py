@@ -13,8 +13,8 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 from e2e_him import CONF_DIR
 from e2e_him.data.datamodule import HIMDataModule
 from e2e_him.models.module import E2EHIMModule
-from e2e_him.utils.config import compose_config
 from e2e_him.utils import hardware
+from e2e_him.utils.config import compose_config
 from e2e_him.utils.instantiate import ConfigError, build, build_dict, build_loggers
 from e2e_him.utils.resolvers import find_conf, mode_for, monitor_for
 
@@ -85,7 +85,7 @@ def test_quickstart_instantiates(tmp_path: Path):
 
 
 @pytest.mark.parametrize(("flags", "precision"), [({"avx512_bf16"}, "bf16-mixed"), ({"avx2"}, "32-true")])
-def test_the_quickstart_trains_in_bf16_only_where_the_cpu_computes_it(monkeypatch, tmp_path, flags, precision):
+def test_the_quickstart_trains_in_bf16_where_the_cpu_computes_it(monkeypatch, tmp_path, flags, precision):
     monkeypatch.setattr(hardware.platform, "machine", lambda: "x86_64")
     monkeypatch.setattr(hardware, "_cpu_flags", lambda: flags)
     assert compose_config("train", [], output_dir=tmp_path).trainer.precision == precision
