@@ -20,7 +20,9 @@ TINY = ["data.train.num_samples=8", "data.val.num_samples=4", "picture_images=0"
 def trained(tmp_path_factory) -> tuple[Path, Path]:
     """(a 3-step quickstart run's last checkpoint, its Hub folder written by the export app)."""
     run_dir = tmp_path_factory.mktemp("quickstart")
-    run_app("train", "experiment=quickstart", "trainer.max_steps=3", *TINY, f"run_dir={run_dir}")
+    # 8 images at batch 8: one step per epoch, so 3 epochs for 3 steps
+    run_app("train", "experiment=quickstart", "trainer.max_steps=3", "trainer.max_epochs=3", *TINY,
+            f"run_dir={run_dir}")  # fmt: skip
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     folder = run_dir / "hub"
     run_app("export", f"ckpt_path={ckpt}", "format=hub", f"output={folder}", "hub.license=cc-by-4.0")
