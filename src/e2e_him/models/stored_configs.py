@@ -56,9 +56,15 @@ FLAT_NETWORKS = {
     ),
 }
 MODULE_TARGET = "e2e_him.models.module.E2EHIMModule"
-MODULE_ALPHA_LEVELS = 255  # as `E2EHIMModule(alpha_levels=...)` and conf/model/recipe/paper.yaml
-# arguments of the LightningModule added since, with the values that reproduce what earlier versions did
-ADDED_MODULE_ARGUMENTS = {"compile": False, "compile_options": {}, "skip_nonfinite_steps": True}
+# arguments of the LightningModule added since, with the values a config written before them gets: what
+# earlier versions did, except `alpha_levels` (they scored float mattes): today's 8-bit scoring, the
+# module's default and every recipe's (conf/model/recipe/paper.yaml)
+ADDED_MODULE_ARGUMENTS = {
+    "alpha_levels": 255,
+    "compile": False,
+    "compile_options": {},
+    "skip_nonfinite_steps": True,
+}
 # switches added to the paper layout since; a config written before them ran with them off
 PAPER_SWITCHES_ADDED = {"matting": {"trimap_stride": 2}}
 PAPER_NETWORK = "e2e_him.models.e2e_him.E2EHIM.from_config"
@@ -132,8 +138,6 @@ def upgrade_model_config(model: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(model.get("criterion"), Mapping):
         model["criterion"] = upgrade_criterion_config(model["criterion"])
     if model.get("_target_") == MODULE_TARGET:
-        # earlier modules scored float mattes; the module's default (and every recipe) is 8-bit since then
-        model.setdefault("alpha_levels", MODULE_ALPHA_LEVELS)
         for key, value in ADDED_MODULE_ARGUMENTS.items():
             model.setdefault(key, copy.deepcopy(value))
     return model
