@@ -89,6 +89,23 @@ def test_resnet_frozen_batchnorm_has_nothing_to_train():
     assert not any(".bn" in n or "downsample.1" in n for n in trainable)
 
 
+def test_resnet_stage_widths_switch():
+    # ours (model.net.backbone.channels): narrower stages for CPU runs at larger images; the maps follow them
+    backbone = TimmResNetBackbone("resnet18", channels=[16, 32, 64, 128], gn_groups=8).eval()
+    validate_backbone(backbone)
+    with torch.no_grad():
+        features = backbone(torch.randn(2, 128, 16, 24))
+    assert backbone.channels == [16, 32, 64, 128]
+    shapes = [(2, 16, 16, 24), (2, 32, 8, 12), (2, 64, 4, 6), (2, 128, 2, 3)]
+    assert [tuple(f.shape) for f in features] == shapes
+    full = sum(p.numel() for p in TimmResNetBackbone("resnet18").parameters())
+    assert sum(p.numel() for p in backbone.parameters()) < full / 10  # width^2: about 1/16 of the weights
+    with pytest.raises(ValueError, match="4 stages"):
+        TimmResNetBackbone("resnet18", channels=[16, 32, 64])
+    with pytest.raises(ValueError, match="ImageNet weights exist for timm's widths only"):
+        TimmResNetBackbone("resnet18", channels=[16, 32, 64, 128], pretrained="timm")
+
+
 def test_unknown_norm_is_an_error():
     with pytest.raises(ValueError, match="batchnorm"):
         TimmResNetBackbone("resnet18", norm="batchnorm")

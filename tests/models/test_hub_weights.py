@@ -146,3 +146,16 @@ def test_a_training_run_stops_before_building_any_data(tmp_path: Path, monkeypat
     with pytest.raises(BackboneWeightsError, match=r"models--timm--resnet50\.tv_in1k"):
         train(cfg)
     assert not (tmp_path / "run").exists()  # not even the run dir was made
+
+
+def test_own_stage_widths_with_imagenet_weights_stop_before_any_fetch(tmp_path: Path, monkeypatch):
+    """The quickstart's half-width stages take no ImageNet weights: asking for them says so at start, before
+    the cache is looked at (not "not in the cache"); at ResNet-18's own widths the fetch goes on as usual."""
+    use_cache(monkeypatch, tmp_path / "empty")
+    cfg = compose_config("train", ["model.net.backbone.pretrained=timm"], tmp_path)  # the quickstart's widths
+    assert list(cfg.model.net.backbone.channels) == [32, 64, 128, 256]
+    with pytest.raises(ValueError, match=r"timm's widths only; set model.net.backbone.channels=null"):
+        start_model_config(cfg.model)
+    cfg.model.net.backbone.channels = None
+    with pytest.raises(BackboneWeightsError, match=r"resnet18\.tv_in1k"):
+        start_model_config(cfg.model)

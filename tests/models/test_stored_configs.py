@@ -56,14 +56,16 @@ def _without_weight_source(model: dict) -> dict:
     return {**model, "net": net}
 
 
-# Recipes changed on purpose since the earlier version (issue 24: the quickstart's trimap at H/8, the long run
-# at 192 px with the quickstart's depth): (node path, today's value). Every other value must still match.
-_QUICKSTART = {("net", "matting", "trimap_stride"): 8}
+# Recipes changed on purpose since the earlier version (issue 24: the quickstart's trimap at H/8, then its
+# 192 px images with half-width backbone stages; the long run at 192 px with the quickstart's depth):
+# (node path, today's value). Every other value must still match.
+_TRIMAP = {("net", "matting", "trimap_stride"): 8}
+_HALF_WIDTH = {("net", "backbone", "channels"): [32, 64, 128, 256], ("net", "backbone", "gn_groups"): 16}
 RECIPE_CHANGES = {
-    "experiment=quickstart": _QUICKSTART,
-    "experiment=quickstart debug=smoke": _QUICKSTART,
-    "experiment=synthetic_long": {**_QUICKSTART, ("net", "perception", "dec_layers"): 2, ("min_area",): 45},
-    "experiment=synthetic_long debug=smoke": _QUICKSTART,
+    "experiment=quickstart": {**_TRIMAP, **_HALF_WIDTH, ("min_area",): 45},
+    "experiment=quickstart debug=smoke": {**_TRIMAP, **_HALF_WIDTH},
+    "experiment=synthetic_long": {**_TRIMAP, ("net", "perception", "dec_layers"): 2, ("min_area",): 45},
+    "experiment=synthetic_long debug=smoke": _TRIMAP,
 }
 
 

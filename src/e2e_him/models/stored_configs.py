@@ -67,6 +67,8 @@ ADDED_MODULE_ARGUMENTS = {
 }
 # switches added to the paper layout since; a config written before them ran with them off
 PAPER_SWITCHES_ADDED = {"matting": {"trimap_stride": 2}}
+# backbone arguments added since, by the backbone's `_target_`, at the value that earlier configs ran with
+BACKBONE_ARGUMENTS_ADDED = {"e2e_him.models.backbones.timm_backbone.TimmResNetBackbone": {"channels": None}}
 PAPER_NETWORK = "e2e_him.models.e2e_him.E2EHIM.from_config"
 MATCHER_COSTS = ("cost_class", "cost_focal", "cost_dice")
 SHARED_WITH_MATCHER = ("num_points", "focal_alpha", "focal_gamma", "mask_target")
@@ -105,8 +107,12 @@ def upgrade_net_config(net: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def with_added_switches(net: Mapping[str, Any]) -> dict[str, Any]:
-    """A paper-layout network node with the switches added since it was written, at their off value."""
+    """A network node with the switches added since it was written (the paper layout's and its backbone's),
+    at their off value."""
     net = dict(net)
+    backbone = net.get("backbone")
+    if isinstance(backbone, Mapping):
+        net["backbone"] = {**BACKBONE_ARGUMENTS_ADDED.get(backbone.get("_target_"), {}), **backbone}
     if net.get("_target_") != PAPER_NETWORK:
         return net
     for node, switches in PAPER_SWITCHES_ADDED.items():

@@ -33,6 +33,15 @@ class BackboneWeightsError(FileNotFoundError):
     """The backbone's pretrained weights cannot be had; the message says what to do."""
 
 
+def check_widths_take_weights(channels: Any, pretrained: str | None) -> None:
+    """Stage widths of one's own (`channels`, ours) take no ImageNet weights: those fit timm's widths only."""
+    if channels is not None and pretrained is not None:
+        raise ValueError(
+            f"backbone channels {list(channels)} with pretrained={pretrained!r}: ImageNet weights exist for "
+            "timm's widths only; set model.net.backbone.channels=null or model.net.backbone.pretrained=null"
+        )
+
+
 @dataclass(frozen=True)
 class HubFile:
     """One file of a Hugging Face Hub model repository."""
@@ -185,6 +194,7 @@ def start_model_config(model_cfg: Any, whole_network_from: str | None = None) ->
         model_cfg = copy.deepcopy(model_cfg)
         model_cfg.net.backbone.pretrained = None
         return model_cfg
+    check_widths_take_weights(backbone.get("channels"), backbone.pretrained)
     owner = str(backbone.get("_target_", "")).rsplit(".", 1)[-1]
     resolve_pretrained(backbone.pretrained, backbone.get("name"), backbone.get("pretrained_tag"), owner)
     return model_cfg

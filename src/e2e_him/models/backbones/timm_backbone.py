@@ -32,7 +32,7 @@ from timm.models.swin_transformer import checkpoint_filter_fn as swin_checkpoint
 from torch import nn
 
 from e2e_him.models.backbones import STRIDES, Backbone
-from e2e_him.models.backbones.hub_weights import resolve_pretrained
+from e2e_him.models.backbones.hub_weights import check_widths_take_weights, resolve_pretrained
 from e2e_him.models.backbones.swin_windows import WINDOW_PADDINGS, use_pad_then_shift
 from e2e_him.models.init import kaiming_init
 from e2e_him.models.layers import ConvGNAct, nchw_from_tokens
@@ -141,6 +141,7 @@ class TimmResNetBackbone(Backbone):
         gn_groups: int = 32,
         drop_path_rate: float = 0.0,
         pretrained_tag: str | None = None,
+        channels: Sequence[int] | None = None,
     ) -> None:
         """Args:
         name: a timm ResNet (resnet18, resnet50, resnet101, ...).
@@ -151,9 +152,20 @@ class TimmResNetBackbone(Backbone):
         gn_groups: GroupNorm groups when norm="gn".
         drop_path_rate: stochastic depth in the residual blocks (timm's; 0 = none).
         pretrained_tag: timm's pretrained tag that `pretrained="timm"` fetches (e.g. tv_in1k).
+        channels: ours, off (None): the four stages' widths instead of timm's 64, 128, 256, 512 (timm's
+            `channels`; a bottleneck ResNet outputs 4x), e.g. half of them for a CPU run at a larger image
+            size (MACs scale with width^2); random weights only, since ImageNet's do not fit other widths.
         """
         super().__init__()
-        body = timm.create_model(name, pretrained=False, num_classes=0, drop_path_rate=drop_path_rate)
+        widths = {}
+        if channels is not None:
+            if len(channels) != 4:
+                raise ValueError(f"backbone channels {list(channels)}: give the widths of the 4 stages")
+            check_widths_take_weights(channels, pretrained)
+            widths = {"channels": tuple(channels), "stem_width": channels[0]}
+        body = timm.create_model(
+            name, pretrained=False, num_classes=0, drop_path_rate=drop_path_rate, **widths
+        )
         if not hasattr(body, "layer4"):
             raise ValueError(f"timm model {name!r} is not a ResNet (no layer1..layer4)")
         for part in ("conv1", "bn1", "act1", "maxpool"):
