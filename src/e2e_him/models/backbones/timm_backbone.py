@@ -162,6 +162,7 @@ class TimmResNetBackbone(Backbone):
             if len(channels) != 4:
                 raise ValueError(f"backbone channels {list(channels)}: give the widths of the 4 stages")
             check_widths_take_weights(channels, pretrained)
+            # stem_width is layer1's input width (the stem is replaced): the adapter maps to it directly
             widths = {"channels": tuple(channels), "stem_width": channels[0]}
         body = timm.create_model(
             name, pretrained=False, num_classes=0, drop_path_rate=drop_path_rate, **widths
