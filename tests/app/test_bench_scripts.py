@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -227,3 +228,15 @@ def test_grid_ceiling_reads_an_experiments_validation_people(capsys, monkeypatch
     assert f"{int(result['people'])} people" in out and "grid" in out
     assert result["people"] > 0 and 0 < result["mean_iou"] <= 1
     assert result["share_0.75"] <= result["share_0.5"]
+
+
+def test_bench_configs_times_each_config_against_the_first(capsys, monkeypatch, tmp_path):
+    bench = load("bench_configs", monkeypatch)
+    small = "debug=smoke data.train.image_size=[64,64] data.crop_size=[64,64]"
+    out = tmp_path / "out.json"
+    rows = bench.main([small, f"{small} model.net.perception.num_queries=5", "--rounds", "1", "--steps", "1",
+                       "--json", str(out)])  # fmt: skip
+    printed = capsys.readouterr().out.splitlines()
+    assert len(rows) == len(printed) == 2 and rows[0]["ratio"] == 1.0
+    assert all(r["step_s"] > 0 for r in rows) and "num_queries=5" in printed[1]
+    assert json.loads(out.read_text()) == rows
