@@ -57,13 +57,14 @@ def _without_weight_source(model: dict) -> dict:
 
 
 # Recipes changed on purpose since the earlier version (issue 24: the quickstart's trimap at H/8, then its
-# 192 px images with half-width backbone stages; the long run at 192 px with the quickstart's depth):
+# half-width backbone stages, then its rate; the long run at 192 px with the quickstart's depth):
 # (node path, today's value). Every other value must still match.
 _TRIMAP = {("net", "matting", "trimap_stride"): 8}
 _HALF_WIDTH = {("net", "backbone", "channels"): [32, 64, 128, 256], ("net", "backbone", "gn_groups"): 16}
+_RATE = {("optimizer", "lr"): 2.0e-3, ("scheduler", "warmup_steps"): 100}  # round 4
 RECIPE_CHANGES = {
-    "experiment=quickstart": {**_TRIMAP, **_HALF_WIDTH, ("min_area",): 45},
-    "experiment=quickstart debug=smoke": {**_TRIMAP, **_HALF_WIDTH},
+    "experiment=quickstart": {**_TRIMAP, **_HALF_WIDTH, **_RATE, ("min_area",): 45},
+    "experiment=quickstart debug=smoke": {**_TRIMAP, **_HALF_WIDTH, **_RATE},
     "experiment=synthetic_long": {**_TRIMAP, ("net", "perception", "dec_layers"): 2, ("min_area",): 45},
     "experiment=synthetic_long debug=smoke": _TRIMAP,
 }
