@@ -21,20 +21,17 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from bench_step import model_and_data
 
 from e2e_him.data.targets import complete_batch
 from e2e_him.utils.config import compose_config
-from e2e_him.utils.instantiate import build
 
 
 def prepare(overrides: list[str], batches: int) -> dict:
     """The config's module (set up for fit), AdamW, `batches` completed batches and its autocast."""
+    # timing does not depend on the weights: the backbone's pretrained ones are never fetched
     cfg = compose_config("train", [*overrides, "model.net.backbone.pretrained=null"])
-    torch.manual_seed(0)
-    module = build(cfg.model, "model")
-    module.setup("fit")
-    datamodule = build(cfg.data, "data")
-    datamodule.setup("fit")
+    module, datamodule = model_and_data(cfg)
     loader = iter(datamodule.train_dataloader())
     bf16 = str(cfg.trainer.precision) == "bf16-mixed"
     return {

@@ -74,6 +74,19 @@ def to_device(batch: dict, device: str) -> dict:
     return complete_batch(moved)
 
 
+def model_and_data(cfg, device: str = "cpu", compile: bool = False) -> tuple:
+    """The config's module on `device`, set up for fit (the checks of a run, and the compiled forward with
+    `compile`), and its data module set up for fit; seed 0 for the weights."""
+    torch.manual_seed(0)
+    module = build(cfg.model, "model").to(device)
+    if compile:
+        module.hparams.compile = True
+    module.setup("fit")
+    datamodule = build(cfg.data, "data")
+    datamodule.setup("fit")
+    return module, datamodule
+
+
 def without_options(argv: list[str], names: tuple[str, ...]) -> list[str]:
     """`argv` without the options `names` and their values (`--name value` or `--name=value`)."""
     out, skip = [], False
@@ -174,13 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     if cuda:  # as trainer=gpu: TF32 and cuDNN's autotuner
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
-    torch.manual_seed(0)
-    module = build(cfg.model, "model").to(args.device)
-    if args.compile:
-        module.hparams.compile = True
-    module.setup("fit")  # the checks of a run, and the compiled forward with --compile
-    datamodule = build(cfg.data, "data")
-    datamodule.setup("fit")
+    module, datamodule = model_and_data(cfg, args.device, args.compile)
     batches = iter(datamodule.train_dataloader())
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
