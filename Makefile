@@ -19,8 +19,6 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	$(BIN)/python -m pip freeze --exclude-editable > $(VENV)/installed-versions.txt
-	# pymatting's foreground estimation (composites) compiles its numba kernels on first use: once, here
-	$(BIN)/python -c "from e2e_him.predictor.composites import foreground_ml; foreground_ml()"
 	touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv and install the package with its dev tools
@@ -29,6 +27,9 @@ setup: $(STAMP)  ## create .venv and install the package with its dev tools
 $(DEMO_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,demo]"
 	$(BIN)/python -m pip freeze --exclude-editable > $(VENV)/installed-versions.txt
+	# pymatting's foreground estimation (the demo's and predict's composites) compiles its numba kernels on
+	# first use (about 10 s): once, here, for the demo and the tests; `make train` does not wait for it
+	$(BIN)/python -c "from e2e_him.predictor.composites import foreground_ml; foreground_ml()"
 	touch $(DEMO_STAMP)
 
 setup-demo: $(DEMO_STAMP)  ## also install the web demo's extra (pip install -e ".[dev,demo]")

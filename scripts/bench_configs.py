@@ -21,14 +21,14 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from bench_step import model_and_data
+from bench_step import model_and_data, run_optimizer
 
 from e2e_him.data.targets import complete_batch
 from e2e_him.utils.config import compose_config
 
 
 def prepare(overrides: list[str], batches: int) -> dict:
-    """The config's module (set up for fit), AdamW, `batches` completed batches and its autocast."""
+    """The config's module (set up for fit), its optimiser, `batches` completed batches and its autocast."""
     # timing does not depend on the weights: the backbone's pretrained ones are never fetched
     cfg = compose_config("train", [*overrides, "model.net.backbone.pretrained=null"])
     module, datamodule = model_and_data(cfg)
@@ -36,7 +36,7 @@ def prepare(overrides: list[str], batches: int) -> dict:
     bf16 = str(cfg.trainer.precision) == "bf16-mixed"
     return {
         "module": module,
-        "optimizer": torch.optim.AdamW(module.parameters(), lr=1e-4),
+        "optimizer": run_optimizer(module),
         "batches": [complete_batch(next(loader)) for _ in range(batches)],
         "autocast": partial(torch.autocast, "cpu", torch.bfloat16, enabled=bf16),
         "times": [],

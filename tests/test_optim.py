@@ -90,6 +90,33 @@ def test_adamw_defaults_and_lr_mult():
     assert build_adamw(model.parameters()).param_groups[0]["weight_decay"] == 5e-4
 
 
+def _trained(fused: bool | None, steps: int = 5) -> tuple[torch.optim.AdamW, dict, dict]:
+    """AdamW built with `fused` after `steps` steps on a toy loss; the weights before and after."""
+    torch.manual_seed(0)
+    model = Toy()
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    opt = build_adamw(build_param_groups(model, backbone_lr_mult=0.1), lr=1e-2, fused=fused)
+    for _ in range(steps):
+        opt.zero_grad()
+        y = model.proj(model.backbone(torch.randn(2, 3, 5, 5)).mean((2, 3)))
+        loss = model.gn(model.norm(y)[..., None]).square().sum() + model.decoder.pos_embed.sum()
+        (loss + (model.query_embed.weight * model.decoder.level_embed[:1]).sum()).backward()
+        opt.step()
+    return opt, before, {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_adamw_is_fused_on_cpu_and_updates_as_the_per_tensor_loop():
+    fused, before, weights = _trained(None)
+    assert fused.defaults["fused"] is True  # chosen: every parameter is a float tensor on the CPU
+    loop, _, expected = _trained(False)
+    assert not loop.defaults["fused"]
+    for key, value in expected.items():
+        torch.testing.assert_close(weights[key], value, rtol=1e-5, atol=1e-6, msg=key)
+    assert not torch.allclose(weights["proj.weight"], before["proj.weight"])  # it trained
+    # parameters where the kernel does not run (here: on the meta device) keep torch's default
+    assert not build_adamw([nn.Parameter(torch.zeros(2, device="meta"))]).defaults["fused"]
+
+
 def test_lightning_style_factories_from_hydra():
     """`E2EHIMModule.configure_optimizers`'s calls on the configs proposed for conf/model/e2e_him.yaml."""
     opt_cfg = {

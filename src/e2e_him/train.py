@@ -136,7 +136,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
             scored = sum(len(loader.dataset) for loader in loaders if loader is not None)
             notes = [f"{scored} images scored by the module's test metrics (per image: `eval ckpt_path=`)."]
-            title = f"{cfg.experiment_name} (test on the val split)"
+            split = "test" if cfg.data.get("test") is not None else "val"  # the data module's fallback
+            title = f"{cfg.experiment_name} (test on the {split} split)"
             write_report(output_dir, metrics, [], title=title, notes=notes)
 
     picture = None

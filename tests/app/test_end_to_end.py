@@ -39,6 +39,7 @@ def test_train_writes_checkpoints_metrics_and_pictures(trained_run: Path):
     report = (trained_run / "metrics.md").read_text()
     assert report.count("|") > 8
     assert "4 images scored by the module's test metrics" in report  # debug=smoke validates on 4 images
+    assert report.startswith("# quickstart (test on the val split)")  # synthetic_tiny has no test split
     summary = json.loads((trained_run / "summary.json").read_text())
     assert summary["metrics_json"] == str(trained_run / "metrics.json")
     picture = Image.open(trained_run / "predictions.png")
