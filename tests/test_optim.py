@@ -98,8 +98,12 @@ def _trained(fused: bool | None, steps: int = 5) -> tuple[torch.optim.AdamW, dic
     opt = build_adamw(build_param_groups(model, backbone_lr_mult=0.1), lr=1e-2, fused=fused)
     for _ in range(steps):
         opt.zero_grad()
-        y = model.proj(model.backbone(torch.randn(2, 3, 5, 5)).mean((2, 3)))
-        loss = model.gn(model.norm(y)[..., None]).square().sum() + model.decoder.pos_embed.sum()
+        x = torch.randn(2, 3, 5, 5)
+        y = model.proj(model.backbone(x).mean((2, 3)))
+        # the conv's own term: behind BatchNorm alone its bias's gradient is 0 up to rounding, which Adam's
+        # normalised step would blow up into updates that differ between any two implementations
+        loss = model.gn(model.norm(y)[..., None]).square().sum() + model.backbone[0](x).square().mean()
+        loss = loss + model.decoder.pos_embed.sum()
         (loss + (model.query_embed.weight * model.decoder.level_embed[:1]).sum()).backward()
         opt.step()
     return opt, before, {k: v.detach().clone() for k, v in model.state_dict().items()}
