@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from bench_step import model_and_data, run_optimizer
+from bench_step import model_and_data
 
 from e2e_him.data.targets import complete_batch
 from e2e_him.utils.config import compose_config
@@ -36,7 +36,7 @@ def prepare(overrides: list[str], batches: int) -> dict:
     bf16 = str(cfg.trainer.precision) == "bf16-mixed"
     return {
         "module": module,
-        "optimizer": run_optimizer(module),
+        "optimizer": module.build_optimizer(),
         "batches": [complete_batch(next(loader)) for _ in range(batches)],
         "autocast": partial(torch.autocast, "cpu", torch.bfloat16, enabled=bf16),
         "times": [],

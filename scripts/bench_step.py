@@ -39,7 +39,6 @@ from pathlib import Path
 
 import torch
 
-from e2e_him.models.optim import build_param_groups
 from e2e_him.utils.config import compose_config
 from e2e_him.utils.instantiate import build
 
@@ -86,14 +85,6 @@ def model_and_data(cfg, device: str = "cpu", compile: bool = False) -> tuple:
     datamodule = build(cfg.data, "data")
     datamodule.setup("fit")
     return module, datamodule
-
-
-def run_optimizer(module) -> torch.optim.Optimizer:
-    """The optimiser a run of the module's config trains with (its AdamW settings and parameter groups)."""
-    groups = build_param_groups(
-        module.net, weight_decay=module.hparams.weight_decay, backbone_lr_mult=module.hparams.backbone_lr_mult
-    )
-    return module.optimizer_factory(params=groups)
 
 
 def without_options(argv: list[str], names: tuple[str, ...]) -> list[str]:
@@ -198,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.backends.cudnn.benchmark = True
     module, datamodule = model_and_data(cfg, args.device, args.compile)
     batches = iter(datamodule.train_dataloader())
-    optimizer = run_optimizer(module)
+    optimizer = module.build_optimizer()
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     device_type = torch.device(args.device).type
     autocast = partial(torch.autocast, device_type, torch.bfloat16, enabled=precision == "bf16-mixed")

@@ -197,11 +197,16 @@ class E2EHIMModule(L.LightningModule):
         self._log_metrics("test", self.test_metrics)
 
     # ----------------------------------------------------------------------------------------- optimisation
-    def configure_optimizers(self) -> Any:
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        """The config's optimiser over the network's parameter groups (what `configure_optimizers` trains
+        with; the benchmark scripts time it too)."""
         groups = build_param_groups(
             self.net, weight_decay=self.hparams.weight_decay, backbone_lr_mult=self.hparams.backbone_lr_mult
         )
-        optimizer = self.optimizer_factory(params=groups)
+        return self.optimizer_factory(params=groups)
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.build_optimizer()
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(

@@ -127,10 +127,10 @@ def build_adamw(
         The optimiser.
     """
     params = list(params)
-    if params and isinstance(params[0], dict):
+    grouped = bool(params) and isinstance(params[0], dict)
+    if grouped:
         params = [{**g, "lr": g.get("lr", lr * g.get("lr_mult", 1.0))} for g in params]
     if fused is None:
-        grouped = bool(params) and isinstance(params[0], dict)
         tensors = [p for g in params for p in g["params"]] if grouped else params
         fused = bool(tensors) and all(
             p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in tensors
